@@ -1,0 +1,170 @@
+"""Read YAML safely and remember where every key came from.
+
+Only ``yaml.SafeLoader`` constructs values (no Python object tags). The node
+tree is walked once to build a map from dotted path to line number, so every
+spec error can name its line. Size and alias limits bound the time and memory
+a hostile file can cost (alias bombs expand exponentially when walked).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import Issue, SpecError
+
+MAX_SPEC_BYTES = 1 * 1024 * 1024  # 1 MiB: a real spec is a few kB
+MAX_NODES = 100_000  # nodes visited, aliases counted each time they are used
+_STD = "tag:yaml.org,2002:"
+ALLOWED_TAGS = frozenset(
+    _STD + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
+        self.visited = 0
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise SpecError(
+                [
+                    Issue(
+                        path,
+                        f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)",
+                        "write the spec out without deeply nested aliases",
+                        node.start_mark.line + 1,
+                    )
+                ]
+            )
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if node.tag not in ALLOWED_TAGS:
+            raise SpecError(
+                [
+                    Issue(
+                        path,
+                        f"YAML tag {node.tag!r} is not allowed",
+                        "specs are plain YAML: remove the `!!python/...` or custom tag",
+                        node.start_mark.line + 1,
+                    )
+                ]
+            )
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    merged = self.build(value_node, path)
+                    for item in merged if isinstance(merged, list) else [merged]:
+                        if isinstance(item, dict):
+                            for k, v in item.items():
+                                out.setdefault(k, v)
+                    continue
+                key = _SafeScalar.construct(key_node)
+                child = f"{path}.{key}" if path else str(key)
+                self.lines[child] = key_node.start_mark.line + 1
+                if key in out:
+                    raise SpecError(
+                        [
+                            Issue(
+                                child,
+                                "duplicate key (YAML keeps only the last, so one value would be lost)",
+                                "remove one of them",
+                                key_node.start_mark.line + 1,
+                            )
+                        ]
+                    )
+                out[key] = self.build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return _SafeScalar.construct(node)
+
+
+class _SafeScalar:
+    _loader_cls = yaml.SafeLoader
+
+    @classmethod
+    def construct(cls, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise SpecError(
+                [Issue("", "mapping keys must be plain scalars", "", node.start_mark.line + 1)]
+            )
+        loader = cls._loader_cls("")
+        try:
+            return loader.construct_object(node, deep=True)
+        finally:
+            loader.dispose()
+
+
+def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, int]]:
+    """Parse YAML text into plain Python values and a path → line map."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SPEC_BYTES:
+        raise SpecError(
+            [Issue("", f"the spec is larger than {MAX_SPEC_BYTES} bytes", "a spec is a few kB; "
+                   "keep data out of it")],
+            source=source,
+        )
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or "YAML syntax error"
+        context = f" ({exc.context})" if exc.context else ""
+        raise SpecError(
+            [Issue("", f"YAML syntax error: {problem}{context}", "fix the YAML at that line", line)],
+            source=source,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Issue("", f"YAML error: {exc}", "fix the YAML")], source=source) from None
+    if node is None:
+        return None, {}
+    walker = _Walker()
+    try:
+        data = walker.build(node, "")
+    except SpecError as exc:
+        raise SpecError(exc.issues, source=source) from None
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise SpecError(
+            [
+                Issue(
+                    "",
+                    f"YAML tag not allowed: {exc.problem}",
+                    "specs are plain YAML: remove the `!!python/...` or custom tag",
+                    line,
+                )
+            ],
+            source=source,
+        ) from None
+    return data, walker.lines
+
+
+def read_yaml_file(path: str | Path) -> tuple[Any, dict[str, int], str]:
+    """Read a spec file: (data, lines, raw text). Errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(
+            [Issue("", f"spec file {str(p)!r} does not exist", "check the path")], source=str(p)
+        )
+    size = p.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            [Issue("", f"the spec is {size} bytes, over the limit of {MAX_SPEC_BYTES}",
+                   "a spec is a few kB; keep data out of it")],
+            source=str(p),
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [Issue("", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                   "save it as UTF-8")],
+            source=str(p),
+        ) from None
+    data, lines = parse_yaml(text, source=str(p))
+    return data, lines, text

@@ -1,0 +1,711 @@
+"""The read side of sweep tracking: list, find, export and browse recorded sweeps.
+
+Everything here reads what the recorder (``_recorder.py``) wrote into MLflow,
+following its contract:
+
+* one **parent run** per sweep, tagged ``orch.role=sweep`` plus ``orch.sweep_id``,
+  ``orch.sweep_name``, ``orch.metric``, ``orch.goal``, ``orch.status`` …; when the
+  sweep ends it also carries ``orch.best_trial_id`` and the metrics
+  ``best_<metric>``, ``trials_completed``, ``trials_early_stopped``,
+  ``trials_failed`` and ``trials_total``;
+* one **child run** per trial (``mlflow.parentRunId`` = the parent's run id,
+  ``orch.role`` = ``trial`` or ``baseline``, ``orch.trial_id``, ``orch.outcome`` …),
+  whose params are the trial's config (nested keys dotted) and whose metrics
+  are logged with ``step`` = epoch.
+
+Only :class:`mlflow.MlflowClient`, pyarrow and the standard library are used;
+nothing here needs Ray.
+
+Cost notes
+----------
+* :func:`list_sweeps` is one paged ``search_runs`` over all active experiments
+  (plus one paged query for the trials of sweeps that have no final counts yet,
+  i.e. still running or cut off).
+* :func:`export_sweep` pages the sweep's child runs with one query, then calls
+  ``get_metric_history`` once **per run per metric key**: with a remote tracking
+  server that is ``trials × metrics`` HTTP requests (e.g. 200 trials × 4 metrics
+  = 800 requests). Fine for hundreds of trials; a bulk endpoint would be needed
+  for much more.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+from urllib.parse import unquote, urlparse
+
+from orchestrator.errors import TrackingError
+
+__all__ = [
+    "OUTCOMES",
+    "SweepNotFoundError",
+    "SweepSummary",
+    "UIServer",
+    "export_sweep",
+    "find_sweep",
+    "list_sweeps",
+    "serve_ui",
+    "ui_command",
+]
+
+#: The outcomes a trial run can carry in ``orch.outcome``, in display order.
+OUTCOMES: tuple[str, ...] = ("completed", "early_stopped", "failed", "killed")
+
+_PAGE = 1000  # rows per search_runs page
+_SWEEP_FILTER = "tags.`orch.role` = 'sweep'"
+_TRIAL_FILTER = "tags.`orch.sweep_id` IS NOT NULL AND tags.`orch.role` != 'sweep'"
+
+
+class SweepNotFoundError(TrackingError):
+    """No recorded sweep matches the reference (or it matches several)."""
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """One recorded sweep, as read back from its MLflow parent run.
+
+    ``status`` is the recorder's ``orch.status`` tag (``running``, ``finished``,
+    ``killed``, ``failed``), falling back to the MLflow run status lower-cased.
+    ``trials`` counts trials by outcome: always the keys of :data:`OUTCOMES`
+    plus ``total``; a sweep still running (no final counts on its parent run yet)
+    is counted from its trial runs, and trials without an outcome yet are
+    counted under ``running``.
+    ``best_value`` is the parent's ``best_<metric>`` metric; while a sweep has
+    none yet it is the best final value of ``metric`` among its trial runs so
+    far (or ``None``).
+    """
+
+    sweep_id: str
+    name: str
+    experiment: str
+    experiment_id: str
+    started: datetime
+    status: str
+    trials: dict[str, int]
+    metric: str
+    goal: str
+    best_value: float | None
+    best_trial_id: str | None
+    parent_run_id: str
+    ended: datetime | None = None
+    run_status: str = ""
+    tags: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def best_metric(self) -> str:
+        """Name of the parent-run metric holding the best value, e.g. ``best_val_loss``."""
+        return f"best_{self.metric}" if self.metric else ""
+
+    @property
+    def hypothesis(self) -> str:
+        return self.tags.get("orch.hypothesis", "")
+
+    def describe(self) -> str:
+        """One line: ``<id>  <name>  <status>  <started>``, as used in error messages."""
+        when = self.started.strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self.sweep_id}  {self.name!r}  {self.status}  started {when} UTC  (run {self.parent_run_id})"
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _client(tracking_uri: str):
+    """An MlflowClient on ``tracking_uri``, refusing to *create* a store that is not there."""
+    import mlflow
+
+    if not tracking_uri:
+        raise TrackingError(
+            "no tracking URI given; pass the store the sweeps were recorded in, "
+            "e.g. tracking_uri='sqlite:///path/to/mlflow.db'"
+        )
+    db_path = _sqlite_path(tracking_uri)
+    if db_path is not None and db_path != ":memory:" and not Path(db_path).is_file():
+        raise TrackingError(
+            f"no MLflow store at {tracking_uri}: the file {db_path} does not exist; "
+            "check the path (sqlite:////abs/path has four slashes, sqlite:///rel/path three) "
+            "or point to the store the sweep was recorded in"
+        )
+    return mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+
+def _sqlite_path(tracking_uri: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    # sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db"
+    rest = tracking_uri[len("sqlite:") :]
+    if rest.startswith("///"):
+        path = rest[3:]
+    elif rest.startswith("//"):
+        path = rest[2:]
+    else:
+        path = rest
+    path = unquote(path.split("?", 1)[0])
+    return path or ":memory:"
+
+
+def _wrap(tracking_uri: str, what: str, exc: Exception) -> TrackingError:
+    return TrackingError(
+        f"could not {what} in the MLflow store {tracking_uri}: {type(exc).__name__}: {exc}; "
+        "check that the tracking URI is right and the store is reachable"
+    )
+
+
+def _experiments(client, tracking_uri: str) -> dict[str, str]:
+    """experiment_id -> name, for all active experiments (paged)."""
+    out: dict[str, str] = {}
+    token = None
+    try:
+        while True:
+            page = client.search_experiments(max_results=_PAGE, page_token=token)
+            for exp in page:
+                out[exp.experiment_id] = exp.name
+            token = page.token
+            if not token:
+                break
+    except Exception as exc:  # noqa: BLE001 - MlflowException, SQLAlchemy, requests …
+        raise _wrap(tracking_uri, "list experiments", exc) from exc
+    return out
+
+
+def _search(client, tracking_uri: str, experiment_ids: list[str], filter_string: str,
+            order_by: list[str] | None = None) -> Iterator[Any]:
+    """All runs matching ``filter_string`` in ``experiment_ids``, following page tokens."""
+    if not experiment_ids:
+        return
+    token = None
+    while True:
+        try:
+            page = client.search_runs(
+                experiment_ids=experiment_ids,
+                filter_string=filter_string,
+                max_results=_PAGE,
+                order_by=order_by,
+                page_token=token,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap(tracking_uri, f"search runs ({filter_string})", exc) from exc
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _ts(ms: int | None) -> datetime | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+
+
+def _is_better(a: float, b: float | None, goal: str) -> bool:
+    if b is None:
+        return True
+    return a > b if goal == "maximize" else a < b
+
+
+def _sweep_runs(client, tracking_uri: str) -> tuple[list[Any], dict[str, str]]:
+    experiments = _experiments(client, tracking_uri)
+    runs = list(
+        _search(client, tracking_uri, list(experiments), _SWEEP_FILTER,
+                order_by=["attributes.start_time DESC"])
+    )
+    runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
+    return runs, experiments
+
+
+def _summaries(client, tracking_uri: str, runs: list[Any], experiments: dict[str, str]) -> list[SweepSummary]:
+    """Turn parent runs into summaries; count trials live for sweeps lacking final counts."""
+    live = [r for r in runs if "trials_total" not in r.data.metrics]
+    children: dict[str, list[Any]] = {}
+    if live:
+        wanted = {r.info.run_id for r in live}
+        exp_ids = sorted({r.info.experiment_id for r in live})
+        for child in _search(client, tracking_uri, exp_ids, _TRIAL_FILTER):
+            parent = child.data.tags.get("mlflow.parentRunId")
+            if parent in wanted:
+                children.setdefault(parent, []).append(child)
+    return [_summary(r, experiments, children.get(r.info.run_id)) for r in runs]
+
+
+def _summary(run, experiments: dict[str, str], children: list[Any] | None) -> SweepSummary:
+    tags = {k: v for k, v in run.data.tags.items()}
+    metrics = run.data.metrics
+    metric = tags.get("orch.metric", "")
+    goal = tags.get("orch.goal", "minimize")
+    best_trial = tags.get("orch.best_trial_id") or None
+    best = metrics.get(f"best_{metric}") if metric else None
+
+    if "trials_total" in metrics:
+        trials = {o: int(metrics.get(f"trials_{o}", 0)) for o in OUTCOMES}
+        trials["total"] = int(metrics["trials_total"])
+    else:
+        counts = Counter()
+        for child in children or []:
+            counts[child.data.tags.get("orch.outcome") or "running"] += 1
+        trials = {o: counts.pop(o, 0) for o in OUTCOMES}
+        trials.update(sorted(counts.items()))  # "running" and anything unforeseen
+        trials["total"] = len(children or [])
+        if best is None and metric:
+            for child in children or []:
+                value = child.data.metrics.get(metric)
+                if value is None or not math.isfinite(value):
+                    continue
+                if _is_better(value, best, goal):
+                    best = value
+                    best_trial = child.data.tags.get("orch.trial_id") or child.info.run_name
+
+    status = tags.get("orch.status") or (run.info.status or "").lower()
+    return SweepSummary(
+        sweep_id=tags.get("orch.sweep_id", ""),
+        name=tags.get("orch.sweep_name") or run.info.run_name or "",
+        experiment=experiments.get(run.info.experiment_id, run.info.experiment_id),
+        experiment_id=run.info.experiment_id,
+        started=_ts(run.info.start_time) or datetime.fromtimestamp(0, tz=timezone.utc),
+        status=status,
+        trials=trials,
+        metric=metric,
+        goal=goal,
+        best_value=best,
+        best_trial_id=best_trial,
+        parent_run_id=run.info.run_id,
+        ended=_ts(run.info.end_time),
+        run_status=run.info.status or "",
+        tags=tags,
+    )
+
+
+# --------------------------------------------------------------------------- list / find
+
+
+def list_sweeps(*, tracking_uri: str) -> list[SweepSummary]:
+    """Every sweep recorded in ``tracking_uri`` (all active experiments), newest first."""
+    client = _client(tracking_uri)
+    runs, experiments = _sweep_runs(client, tracking_uri)
+    return _summaries(client, tracking_uri, runs, experiments)
+
+
+def find_sweep(ref: str, *, tracking_uri: str) -> SweepSummary:
+    """The sweep ``ref`` names.
+
+    ``ref`` may be, tried in this order: a full sweep id, a parent run id, a sweep
+    name (the newest sweep of that name wins), or a unique prefix of a sweep id
+    or parent run id. Raises :class:`SweepNotFoundError` listing close matches
+    when nothing (or more than one sweep, for a prefix) matches.
+    """
+    ref = (ref or "").strip()
+    client = _client(tracking_uri)
+    runs, experiments = _sweep_runs(client, tracking_uri)
+    if not ref:
+        raise SweepNotFoundError(
+            "empty sweep reference; pass a sweep id, a prefix of one, a parent run id or a sweep name"
+        )
+
+    def pick(run) -> SweepSummary:
+        return _summaries(client, tracking_uri, [run], experiments)[0]
+
+    def sid(run) -> str:
+        return run.data.tags.get("orch.sweep_id", "")
+
+    def sname(run) -> str:
+        return run.data.tags.get("orch.sweep_name") or run.info.run_name or ""
+
+    for match in (
+        lambda r: sid(r) == ref,
+        lambda r: r.info.run_id == ref,
+        lambda r: sname(r) == ref,
+    ):
+        hits = [r for r in runs if match(r)]  # runs are newest first
+        if hits:
+            return pick(hits[0])
+
+    prefixed = [r for r in runs if sid(r).startswith(ref) or r.info.run_id.startswith(ref)]
+    if len(prefixed) == 1:
+        return pick(prefixed[0])
+
+    summaries = _summaries(client, tracking_uri, runs, experiments) if runs else []
+    if len(prefixed) > 1:
+        listed = [s for s in summaries if s.parent_run_id in {r.info.run_id for r in prefixed}]
+        lines = "\n".join(f"  - {s.describe()}" for s in listed[:10])
+        raise SweepNotFoundError(
+            f"sweep reference {ref!r} is ambiguous in {tracking_uri}: it is a prefix of "
+            f"{len(prefixed)} sweeps:\n{lines}\nuse more characters of the sweep id"
+        )
+    if not summaries:
+        raise SweepNotFoundError(
+            f"no sweep matches {ref!r}: the store {tracking_uri} holds no sweeps at all "
+            "(no run tagged orch.role=sweep); check that this is the tracking URI the sweep "
+            "was recorded with"
+        )
+    keys = {s.sweep_id: s for s in summaries}
+    keys.update({s.name: s for s in reversed(summaries)})  # newest of a name wins
+    close = difflib.get_close_matches(ref, list(keys), n=5, cutoff=0.5)
+    shown = list(dict.fromkeys([keys[c] for c in close] + summaries[:5]))[:8]
+    lines = "\n".join(f"  - {s.describe()}" for s in shown)
+    head = "closest matches" if close else "most recent sweeps"
+    raise SweepNotFoundError(
+        f"no sweep matches {ref!r} in {tracking_uri} (looked for a sweep id, a prefix of one, "
+        f"a parent run id or a sweep name among {len(summaries)} sweeps); {head}:\n{lines}\n"
+        "pass one of these ids or names (list them all with list_sweeps)"
+    )
+
+
+# --------------------------------------------------------------------------- export
+
+_INT_RE = re.compile(r"[+-]?\d+\Z")
+_NULLS = {"None", "null", "nan", "NaN", ""}
+
+
+def _typed_column(values: list[str | None]):
+    """Convert one config column of strings consistently: int64, float64, bool or string."""
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    informative = [v for v in present if v not in _NULLS]
+
+    def nullify(v):
+        return None if v is None or v in _NULLS else v
+
+    if informative:
+        if all(_INT_RE.match(v.strip()) for v in informative):
+            ints = [None if nullify(v) is None else int(v) for v in values]
+            if all(i is None or -(2**63) <= i < 2**63 for i in ints):
+                return pa.array(ints, type=pa.int64())
+        try:
+            floats = [None if nullify(v) is None else float(v) for v in values]
+        except ValueError:
+            floats = None
+        if floats is not None:
+            return pa.array(floats, type=pa.float64())
+        if all(v in {"True", "False", "true", "false"} for v in informative):
+            return pa.array(
+                [None if nullify(v) is None else v.lower() == "true" for v in values],
+                type=pa.bool_(),
+            )
+    return pa.array(values, type=pa.string())
+
+
+def _trial_runs(client, tracking_uri: str, sweep: SweepSummary) -> list[Any]:
+    filt = f"tags.`mlflow.parentRunId` = '{sweep.parent_run_id}'"
+    runs = list(_search(client, tracking_uri, [sweep.experiment_id], filt))
+    runs.sort(key=lambda r: (r.data.tags.get("orch.trial_id") or r.info.run_name or "", r.info.run_id))
+    return runs
+
+
+def _write_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export_sweep(ref: str, *, tracking_uri: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the sweep ``ref`` to ``out_dir/trials.parquet`` and ``out_dir/metrics.parquet``.
+
+    ``trials.parquet`` has one row per trial run (trials and baselines):
+    ``trial_id, run_id, role, outcome, diagnosis, status, start_time, end_time,
+    duration_s``, then ``config.<param>`` (types restored per column: int64,
+    float64, bool or string), ``metric.<name>`` (last logged value, float64) and
+    ``tag.<key>`` for every ``orch.*`` tag (string, e.g. ``tag.orch.node``).
+
+    ``metrics.parquet`` has one row per logged point:
+    ``trial_id, run_id, metric, step, value, timestamp``.
+
+    Timestamps are ``timestamp[ms, tz=UTC]``; the files carry no pandas
+    metadata, so pyarrow, pandas and DuckDB read them as they are.
+    Returns ``(trials_path, metrics_path)``.
+    """
+    import pyarrow as pa
+
+    sweep = find_sweep(ref, tracking_uri=tracking_uri)
+    client = _client(tracking_uri)
+    runs = _trial_runs(client, tracking_uri, sweep)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ts_type = pa.timestamp("ms", tz="UTC")
+
+    # ---- trials
+    def trial_id(run) -> str:
+        return run.data.tags.get("orch.trial_id") or run.info.run_name or run.info.run_id
+
+    param_keys = sorted({k for r in runs for k in r.data.params})
+    metric_keys = sorted({k for r in runs for k in r.data.metrics})
+    tag_keys = sorted({k for r in runs for k in r.data.tags if k.startswith("orch.")})
+
+    durations = []
+    for r in runs:
+        s, e = r.info.start_time, r.info.end_time
+        durations.append((e - s) / 1000.0 if s is not None and e is not None else None)
+
+    columns: dict[str, Any] = {
+        "trial_id": pa.array([trial_id(r) for r in runs], type=pa.string()),
+        "run_id": pa.array([r.info.run_id for r in runs], type=pa.string()),
+        "role": pa.array([r.data.tags.get("orch.role") for r in runs], type=pa.string()),
+        "outcome": pa.array([r.data.tags.get("orch.outcome") for r in runs], type=pa.string()),
+        "diagnosis": pa.array([r.data.tags.get("orch.diagnosis") for r in runs], type=pa.string()),
+        "status": pa.array([r.info.status for r in runs], type=pa.string()),
+        "start_time": pa.array([r.info.start_time for r in runs], type=pa.int64()).cast(ts_type),
+        "end_time": pa.array([r.info.end_time for r in runs], type=pa.int64()).cast(ts_type),
+        "duration_s": pa.array(durations, type=pa.float64()),
+    }
+    for k in param_keys:
+        columns[f"config.{k}"] = _typed_column([r.data.params.get(k) for r in runs])
+    for k in metric_keys:
+        columns[f"metric.{k}"] = pa.array([r.data.metrics.get(k) for r in runs], type=pa.float64())
+    for k in tag_keys:
+        columns[f"tag.{k}"] = pa.array([r.data.tags.get(k) for r in runs], type=pa.string())
+    meta = {
+        b"orch.sweep_id": sweep.sweep_id.encode(),
+        b"orch.sweep_name": sweep.name.encode(),
+        b"orch.parent_run_id": sweep.parent_run_id.encode(),
+        b"orch.tracking_uri": tracking_uri.encode(),
+    }
+    trials = pa.table(columns).replace_schema_metadata(meta)
+
+    # ---- metric histories: one get_metric_history call per run per key (see module notes)
+    rows: dict[str, list] = {k: [] for k in ("trial_id", "run_id", "metric", "step", "value", "timestamp")}
+    for r in runs:
+        tid = trial_id(r)
+        for key in sorted(r.data.metrics):
+            try:
+                history = client.get_metric_history(r.info.run_id, key)
+            except Exception as exc:  # noqa: BLE001
+                raise _wrap(tracking_uri, f"read metric history {key!r} of run {r.info.run_id}", exc) from exc
+            for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
+                rows["trial_id"].append(tid)
+                rows["run_id"].append(r.info.run_id)
+                rows["metric"].append(key)
+                rows["step"].append(m.step)
+                rows["value"].append(m.value)
+                rows["timestamp"].append(m.timestamp)
+    metrics = pa.table(
+        {
+            "trial_id": pa.array(rows["trial_id"], type=pa.string()),
+            "run_id": pa.array(rows["run_id"], type=pa.string()),
+            "metric": pa.array(rows["metric"], type=pa.string()),
+            "step": pa.array(rows["step"], type=pa.int64()),
+            "value": pa.array(rows["value"], type=pa.float64()),
+            "timestamp": pa.array(rows["timestamp"], type=pa.int64()).cast(ts_type),
+        }
+    ).replace_schema_metadata(meta)
+
+    trials_path, metrics_path = out / "trials.parquet", out / "metrics.parquet"
+    _write_parquet(trials, trials_path)
+    _write_parquet(metrics, metrics_path)
+    return trials_path, metrics_path
+
+
+# --------------------------------------------------------------------------- UI
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _backend_store_uri(tracking_uri: str) -> str:
+    if not tracking_uri:
+        raise TrackingError("no tracking URI given; pass e.g. tracking_uri='sqlite:///path/to/mlflow.db'")
+    scheme = urlparse(tracking_uri).scheme
+    if scheme in ("http", "https"):
+        raise TrackingError(
+            f"{tracking_uri} is already an MLflow tracking server; open it in a browser "
+            "instead of starting a UI over it (serve_ui needs a store: sqlite:///…, a database URI or a directory)"
+        )
+    if scheme == "databricks":
+        raise TrackingError(f"{tracking_uri} is a Databricks workspace; use its own UI")
+    db_path = _sqlite_path(tracking_uri)
+    if db_path is not None and db_path != ":memory:" and not Path(db_path).is_file():
+        raise TrackingError(
+            f"no MLflow store at {tracking_uri}: the file {db_path} does not exist; "
+            "point to the store the sweep was recorded in"
+        )
+    if db_path is not None and not os.path.isabs(db_path):
+        # the server is started with its own cwd; make the path absolute
+        return "sqlite:///" + str(Path(db_path).resolve())
+    return tracking_uri
+
+
+def _mlflow_argv() -> list[str]:
+    exe = Path(sys.executable).with_name("mlflow")
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("mlflow")
+    return [found] if found else [sys.executable, "-m", "mlflow"]
+
+
+def ui_command(*, tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The argv of an ``mlflow server`` serving the UI over ``tracking_uri``.
+
+    ``port=0`` picks a free port now (the returned argv names it).
+    """
+    port = _free_port(host) if port == 0 else int(port)
+    return [
+        *_mlflow_argv(),
+        "server",
+        "--backend-store-uri", _backend_store_uri(tracking_uri),
+        "--host", host,
+        "--port", str(port),
+        "--workers", "1",
+    ]
+
+
+@dataclass
+class UIServer:
+    """A running ``mlflow server``; use :meth:`stop` (or ``with``) to end it."""
+
+    url: str
+    process: subprocess.Popen
+    command: list[str]
+    log_path: Path
+
+    def experiment_url(self, experiment_id: str) -> str:
+        return f"{self.url}/#/experiments/{experiment_id}"
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Terminate the server and its workers (its own process group); idempotent."""
+        proc = self.process
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    proc.kill()
+                proc.wait(timeout=timeout_s)
+        else:
+            # the leader is gone; make sure no worker of its group outlives it
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def __enter__(self) -> "UIServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local URL we built
+            return 200 <= resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def serve_ui(
+    *,
+    tracking_uri: str,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    timeout_s: float = 60.0,
+    log_path: str | os.PathLike[str] | None = None,
+) -> UIServer:
+    """Start the MLflow UI over ``tracking_uri`` and wait until it answers HTTP.
+
+    ``port=0`` picks a free port. Waits at most ``timeout_s`` seconds; on
+    timeout, or if the server exits early (e.g. port taken), stops it and raises
+    :class:`~orchestrator.errors.TrackingError` with the end of its log.
+    The server's output goes to ``log_path`` (default: a temporary file).
+    """
+    if port != 0:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            if s.connect_ex((host, int(port))) == 0:
+                raise TrackingError(
+                    f"cannot start the MLflow UI on {host}:{port}: something already listens there; "
+                    "pass port=0 to pick a free port, or another port"
+                )
+    argv = ui_command(tracking_uri=tracking_uri, host=host, port=port)
+    real_port = int(argv[argv.index("--port") + 1])
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix="orch-mlflow-ui-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+    else:
+        log = Path(log_path)
+        log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.setdefault("DO_NOT_TRACK", "true")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(  # noqa: S603 - argv we built
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=tempfile.gettempdir(),
+            start_new_session=True,
+        )
+    url_host = f"[{host}]" if ":" in host else host
+    server = UIServer(url=f"http://{url_host}:{real_port}", process=proc, command=argv, log_path=log)
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            tail = server.log_tail()
+            server.stop()
+            raise TrackingError(
+                f"the MLflow UI over {tracking_uri} exited with code {proc.returncode} before answering "
+                f"on {server.url}; command: {' '.join(argv)}\nlast lines of {log}:\n{tail}"
+            )
+        if _answers(server.url + "/health") or _answers(server.url + "/"):
+            return server
+        if time.monotonic() >= deadline:
+            tail = server.log_tail()
+            server.stop()
+            raise TrackingError(
+                f"the MLflow UI over {tracking_uri} did not answer on {server.url} within {timeout_s:.0f} s; "
+                f"command: {' '.join(argv)}\nlast lines of {log}:\n{tail}\n"
+                "raise timeout_s if the store is large or the machine slow"
+            )
+        time.sleep(0.25)
