@@ -1,0 +1,8 @@
+"""MLflow: recording sweeps (the driver's :class:`Recorder`) and reading them back.
+
+The only package that imports MLflow.
+"""
+
+from orchestrator.tracking._recorder import DEFAULT_TRACKING_URI, Recorder, resolve_tracking_uri
+
+__all__ = ["DEFAULT_TRACKING_URI", "Recorder", "resolve_tracking_uri"]

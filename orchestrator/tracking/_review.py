@@ -88,7 +88,9 @@ class SweepSummary:
     ``trials`` counts trials by outcome: always the keys of :data:`OUTCOMES`
     plus ``total``; a sweep still running (no final counts on its parent run yet)
     is counted from its trial runs, and trials without an outcome yet are
-    counted under ``running``.
+    counted under ``running``. For a finished sweep ``killed`` is the parent's
+    ``trials_killed`` metric when recorded, else the trials that neither
+    completed, stopped early nor failed (``total`` minus those).
     ``best_value`` is the parent's ``best_<metric>`` metric; while a sweep has
     none yet it is the best final value of ``metric`` among its trial runs so
     far (or ``None``).
@@ -254,8 +256,13 @@ def _summary(run, experiments: dict[str, str], children: list[Any] | None) -> Sw
     best = metrics.get(f"best_{metric}") if metric else None
 
     if "trials_total" in metrics:
+        total = int(metrics["trials_total"])
         trials = {o: int(metrics.get(f"trials_{o}", 0)) for o in OUTCOMES}
-        trials["total"] = int(metrics["trials_total"])
+        if "trials_killed" not in metrics:
+            # the contract records no trials_killed: whatever did not complete,
+            # stop early or fail was cut off when the sweep ended
+            trials["killed"] = max(0, total - sum(trials.values()))
+        trials["total"] = total
     else:
         counts = Counter()
         for child in children or []:
@@ -357,9 +364,13 @@ def find_sweep(ref: str, *, tracking_uri: str) -> SweepSummary:
     keys = {s.sweep_id: s for s in summaries}
     keys.update({s.name: s for s in reversed(summaries)})  # newest of a name wins
     close = difflib.get_close_matches(ref, list(keys), n=5, cutoff=0.5)
-    shown = list(dict.fromkeys([keys[c] for c in close] + summaries[:5]))[:8]
+    shown: list[SweepSummary] = []
+    for s in [keys[c] for c in close] + summaries[:5]:
+        if all(s.parent_run_id != t.parent_run_id for t in shown):
+            shown.append(s)
+    shown = shown[:8]
     lines = "\n".join(f"  - {s.describe()}" for s in shown)
-    head = "closest matches" if close else "most recent sweeps"
+    head = "closest matches, then the most recent sweeps" if close else "most recent sweeps"
     raise SweepNotFoundError(
         f"no sweep matches {ref!r} in {tracking_uri} (looked for a sweep id, a prefix of one, "
         f"a parent run id or a sweep name among {len(summaries)} sweeps); {head}:\n{lines}\n"
@@ -675,6 +686,9 @@ def serve_ui(
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DO_NOT_TRACK", "true")
+    # a read-only browser needs no background job runners (huey consumers: GenAI
+    # scoring, trace archival); they add ~7 processes and slow start and stop
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env.pop("MLFLOW_TRACKING_URI", None)
     with open(log, "ab") as fh:
         proc = subprocess.Popen(  # noqa: S603 - argv we built
@@ -704,7 +718,7 @@ def serve_ui(
             tail = server.log_tail()
             server.stop()
             raise TrackingError(
-                f"the MLflow UI over {tracking_uri} did not answer on {server.url} within {timeout_s:.0f} s; "
+                f"the MLflow UI over {tracking_uri} did not answer on {server.url} within {timeout_s:g} s; "
                 f"command: {' '.join(argv)}\nlast lines of {log}:\n{tail}\n"
                 "raise timeout_s if the store is large or the machine slow"
             )

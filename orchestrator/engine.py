@@ -1,0 +1,685 @@
+"""Build and run the Ray Tune sweep: the one module that touches Ray Tune.
+
+The spec becomes a ``Tuner``: ``OptunaSearch`` with the method's Optuna
+sampler (or ``BasicVariantGenerator`` over the expanded grid), Ray's
+``ASHAScheduler`` / ``MedianStoppingRule``, ``FailureConfig`` for retries, and
+three callbacks: the :class:`Ledger` (what happened to each trial), the MLflow
+recorder, and the live view. The :class:`Guard` stopper fails trials whose
+metric is missing or not finite before any scheduler or searcher sees it, and
+ends the sweep when ``metric.target`` is reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+def _driver_env() -> None:
+    # Our Guard reports a missing metric with the metrics that were reported;
+    # Ray's strict check would instead abort the whole sweep with a traceback.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    # Everything a trial reports is recorded by orch (MLflow); Ray's per-trial CSV,
+    # JSON and TensorBoard files only cost time.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Trainables open data relative to where `orch` was started, as users expect.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+_driver_env()
+
+from ray.tune import Callback  # noqa: E402  (after the environment above)
+from ray.tune.search import Searcher  # noqa: E402
+from ray.tune.stopper import Stopper  # noqa: E402
+
+from orchestrator._context import TAGS_KEY, TrialContext, _activate, derive_seed
+from orchestrator._trainable import load_trainable
+from orchestrator.errors import OrchError, ResourceError
+from orchestrator.space import OptunaSpace, flatten, grid_configs, make_sampler, nest
+from orchestrator.spec import SweepSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SweepResult", "TrialRecord", "run_sweep"]
+
+DEFAULT_STORAGE = "orch_results"  # folder (under the working directory) for Ray Tune's files
+ROLE_KEY = "__orch_role"  # marks the baseline trial's config; removed before the trainable runs
+INTERRUPT_GRACE_S = 30  # seconds Ray gets to stop trials after Ctrl-C before we give up waiting
+
+# Keys Ray Tune adds to every result: not the trainable's metrics.
+RAY_RESULT_KEYS = frozenset({
+    "done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s",
+    "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore",
+    "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
+    "experiment_tag", "episodes_total", "timesteps_total", "timesteps_since_restore",
+    TAGS_KEY,
+})
+
+OUTCOMES = ("completed", "early_stopped", "failed", "killed")
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass
+class TrialRecord:
+    """What happened to one trial, as the driver saw it."""
+
+    trial_id: str
+    config: dict[str, Any]
+    role: str = "trial"  # or "baseline"
+    outcome: str = "pending"  # running, then one of OUTCOMES
+    history: list[dict[str, float]] = field(default_factory=list)
+    last: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    stopped_at: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    node: str = ""
+    diagnosis: str = ""
+    diagnosis_reason: str = ""
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def value(self, metric: str) -> float | None:
+        """The metric's last reported value (Ray Tune's default scope), if finite."""
+        for row in reversed(self.history):
+            if metric in row:
+                v = row[metric]
+                return v if math.isfinite(v) else None
+        return None
+
+
+@dataclass
+class SweepResult:
+    """What :func:`orchestrator.sweep` returns.
+
+    ``best`` is the best non-baseline trial by the metric's last value;
+    ``trials`` a pandas DataFrame with one row per trial.
+    """
+
+    sweep_id: str
+    spec: SweepSpec
+    records: list[TrialRecord]
+    storage: str
+    tracking_uri: str | None = None
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    interrupted: bool = False
+    target_reached: bool = False
+    tracking_problems: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric.name
+
+    @property
+    def best(self) -> TrialRecord | None:
+        return best_record(self.records, self.spec)
+
+    @property
+    def baseline(self) -> TrialRecord | None:
+        return next((r for r in self.records if r.role == "baseline"), None)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {k: 0 for k in OUTCOMES}
+        for r in self.records:
+            if r.outcome in out:
+                out[r.outcome] += 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and self.counts["failed"] == 0
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            row: dict[str, Any] = {
+                "trial_id": r.trial_id,
+                "role": r.role,
+                "outcome": r.outcome,
+                "epochs": r.epochs,
+                self.metric: r.value(self.metric),
+                "duration_s": (r.ended - r.started) if r.started and r.ended else None,
+                "diagnosis": r.diagnosis,
+                "error": r.error,
+            }
+            row.update({f"config.{k}": v for k, v in flatten(r.config).items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def best_record(records: list[TrialRecord], spec: SweepSpec) -> TrialRecord | None:
+    metric, sign = spec.metric.name, (1 if spec.metric.goal == "minimize" else -1)
+    scored = [(r.value(metric), r) for r in records
+              if r.role == "trial" and r.outcome in ("completed", "early_stopped")]
+    scored = [(v, r) for v, r in scored if v is not None]
+    if not scored:
+        return None
+    return min(scored, key=lambda vr: sign * vr[0])[1]
+
+
+# ----------------------------------------------------------------------------- trial side
+
+
+def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
+                        split_seed: int, cv: dict[str, Any] | None) -> Callable[[dict], None]:
+    """Wrap a user trainable so it runs inside a :class:`TrialContext`.
+
+    The wrapper strips orch's private config keys, derives the trial seed from
+    the sweep seed and the config, and tags the node and GPUs it ran on.
+    """
+
+    def trial(config: dict[str, Any]) -> None:
+        config = dict(config)
+        config.pop(ROLE_KEY, None)
+        ctx = TrialContext(metric=metric, seed=derive_seed(sweep_seed, config),
+                           split_seed=split_seed, cv=cv)
+        ctx.pending_tags["node"] = socket.gethostname()
+        ctx.pending_tags["seed"] = str(ctx.seed)
+        try:
+            import ray
+
+            gpu_ids = ray.get_gpu_ids()
+        except Exception:  # not inside Ray (a direct call in a test)
+            gpu_ids = []
+        ctx.pending_tags["gpu_ids"] = ",".join(map(str, gpu_ids))
+        ctx.pending_tags["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        try:
+            import ray.tune
+
+            ctx.artifacts = Path(ray.tune.get_context().get_trial_dir()) / "artifacts"
+            ctx.pending_tags["artifact_dir"] = str(ctx.artifacts)
+        except Exception:  # not inside a Ray Tune trial: artifact_dir() picks a temp folder
+            pass
+        with _activate(ctx):
+            fn(config)
+
+    trial.__name__ = getattr(fn, "__name__", "trainable")
+    trial.__qualname__ = trial.__name__
+    return trial
+
+
+# ----------------------------------------------------------------------------- driver side
+
+
+def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in result.items():
+        if k in RAY_RESULT_KEYS or isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[k] = float(v)
+    return out
+
+
+class Ledger:
+    """Tracks every trial's config, history and outcome; the other callbacks read it.
+
+    Outcome rules: a trial the :class:`Guard` stopped is ``failed``; a trial that
+    raised is ``failed``; a trial stopped by the scheduler before ``max_t`` is
+    ``early_stopped`` (Ray marks the result that got a STOP decision ``done``; a
+    trainable that returns on its own never sends a ``done`` result to callbacks);
+    trials still running at Ctrl-C, or cut off when the target was reached, are
+    ``killed`` and ``early_stopped`` respectively.
+    """
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.records: dict[str, TrialRecord] = {}
+        self.guard_failures: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.target_reached = False
+        self.listeners: list[Any] = []
+        from orchestrator.diagnosis import diagnose
+
+        self._diagnose = diagnose
+
+    def record(self, trial: Any) -> TrialRecord:
+        rec = self.records.get(trial.trial_id)
+        if rec is None:
+            config = dict(trial.config)
+            role = config.pop(ROLE_KEY, "trial")
+            rec = TrialRecord(trial_id=trial.trial_id, config=config, role=role)
+            self.records[trial.trial_id] = rec
+        return rec
+
+    # -- Tune callback hooks (called by _TuneCallback) --
+    def on_trial_start(self, trial: Any) -> None:
+        rec = self.record(trial)
+        if rec.started is None:
+            rec.started = time.time()
+        rec.outcome = "running"
+        rec.node = getattr(trial, "node_ip", "") or rec.node
+        self._emit("trial_start", rec)
+
+    def on_trial_result(self, trial: Any, result: dict[str, Any]) -> None:
+        rec = self.record(trial)
+        rec.last = result
+        row = _numeric(result)
+        row.setdefault("epoch", float(result.get("training_iteration", len(rec.history) + 1)))
+        rec.history.append(row)
+        tags = result.get(TAGS_KEY)
+        if isinstance(tags, Mapping):
+            rec.tags.update({str(k): str(v) for k, v in tags.items()})
+        if result.get("done") and trial.trial_id not in self.guard_failures:
+            it = int(result.get("training_iteration", rec.epochs))
+            et = self.spec.early_terminate
+            if et is None or et.type != "asha" or it < et.max_t or self.target_reached:
+                rec.stopped_at = it
+        self._emit("trial_result", rec, row)
+
+    def on_trial_complete(self, trial: Any) -> None:
+        rec = self.record(trial)
+        if trial.trial_id in self.guard_failures:
+            rec.outcome, rec.error = "failed", self.guard_failures[trial.trial_id]
+        elif rec.stopped_at is not None:
+            rec.outcome = "early_stopped"
+        else:
+            rec.outcome = "completed"
+        self._finish(rec)
+
+    def on_trial_error(self, trial: Any) -> None:
+        rec = self.record(trial)
+        rec.outcome = "failed"
+        err = None
+        try:
+            err = trial.get_pickled_error() or trial.get_error()
+        except Exception:  # error files missing: fall back to Ray's message
+            err = None
+        rec.error, rec.traceback = _describe_error(err, trial)
+        self._finish(rec)
+
+    def kill_unfinished(self) -> None:
+        for rec in self.records.values():
+            if rec.outcome in ("pending", "running"):
+                rec.outcome = "killed"
+                rec.error = rec.error or "sweep interrupted"
+                self._finish(rec)
+
+    def _finish(self, rec: TrialRecord) -> None:
+        rec.ended = time.time()
+        if rec.history:
+            d = self._diagnose(rec.history)
+            rec.diagnosis, rec.diagnosis_reason = d.label, d.reason
+        elif rec.outcome == "failed":
+            rec.diagnosis, rec.diagnosis_reason = "failed", rec.error or ""
+        self._emit("trial_end", rec)
+
+    def _emit(self, event: str, rec: TrialRecord, *args: Any) -> None:
+        for listener in self.listeners:
+            getattr(listener, event)(rec, *args)
+
+
+def _describe_error(err: BaseException | None, trial: Any) -> tuple[str, str]:
+    import traceback as tb
+
+    if err is None:
+        text = ""
+        path = getattr(trial, "error_file", None)
+        if path and os.path.exists(path):
+            text = Path(path).read_text(errors="replace")
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return (lines[-1] if lines else "trial failed (no error recorded)"), text
+    cause: BaseException = err
+    while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
+        cause = getattr(cause, "cause", None) or cause.__cause__  # type: ignore[assignment]
+    full = "".join(tb.format_exception(type(err), err, err.__traceback__))
+    message = f"{type(cause).__name__}: {cause}".strip()
+    # Ray wraps user exceptions (RayTaskError) with the remote traceback in str().
+    first = message.splitlines()
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    if lines and "Error" in lines[-1]:
+        message = lines[-1].strip()
+    elif first:
+        message = first[0]
+    return message, full
+
+
+# Ray Tune pickles its callbacks and stopper with the experiment state; they find the
+# live ledger through this registry instead of holding it (it owns locks and threads).
+_LEDGERS: dict[str, Ledger] = {}
+
+
+
+class Guard(Stopper):
+    """Fails trials with a missing or non-finite metric; ends the sweep at the target."""
+
+    def __init__(self, sweep_id: str) -> None:
+        self.sweep_id = sweep_id
+
+    @property
+    def ledger(self) -> Ledger:
+        return _LEDGERS[self.sweep_id]
+
+    @property
+    def metric(self) -> Any:
+        return self.ledger.spec.metric
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        name = self.metric.name
+        if name not in result:
+            reported = sorted(k for k in result if k not in RAY_RESULT_KEYS)
+            self.ledger.guard_failures[trial_id] = (
+                f"MetricMissingError: the sweep's metric {name!r} was not reported; the "
+                f"trainable reported: {', '.join(reported) or 'nothing'}. Set `metric.name` "
+                "to one of these, or report it."
+            )
+            return True
+        try:
+            value = float(result[name])
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            self.ledger.guard_failures[trial_id] = (
+                f"NonFiniteMetricError: metric {name!r} is {result[name]!r} at epoch "
+                f"{result.get('training_iteration')}: the trial diverged"
+            )
+            return True
+        if self.metric.reached(value):
+            self.ledger.target_reached = True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.ledger.target_reached
+
+class TuneCallback(Callback):
+    def __init__(self, sweep_id: str) -> None:
+        self.sweep_id = sweep_id
+
+    @property
+    def ledger(self) -> Ledger:
+        return _LEDGERS[self.sweep_id]
+
+    def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_start(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_result(trial, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_complete(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_error(trial)
+
+class BaselineFirst(Searcher):
+    """Suggests the baseline config first, then defers to the wrapped searcher.
+
+    The baseline's result is not told to the wrapped searcher: it may lie outside
+    the searched space.
+    """
+
+    def __init__(self, inner: Any, baseline: dict[str, Any]) -> None:
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner = inner
+        self.baseline = baseline
+        self.baseline_trial: str | None = None
+
+    def set_search_properties(self, metric, mode, config, **spec):  # type: ignore[no-untyped-def]
+        self._metric, self._mode = metric, mode
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str):  # type: ignore[no-untyped-def]
+        if self.baseline_trial is None:
+            self.baseline_trial = trial_id
+            return {**self.baseline, ROLE_KEY: "baseline"}
+        return self.inner.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id != self.baseline_trial:
+            self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:  # type: ignore[no-untyped-def]
+        if trial_id != self.baseline_trial:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
+    """The baseline as a nested config: the space's constants overlaid with `baseline:`."""
+    if not isinstance(spec.baseline, dict):
+        return None
+    flat = {p.name: p.value for p in spec.parameters if p.is_constant and not p.when}
+    flat.update(flatten(spec.baseline))
+    return nest(flat)
+
+
+def build_search(spec: SweepSpec) -> tuple[Any, int]:
+    """The Ray Tune search algorithm and the number of trials to run."""
+    base = baseline_config(spec)
+    extra = 1 if base is not None else 0
+    if spec.method == "grid":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
+        if base is not None:
+            points.insert(0, {**base, ROLE_KEY: "baseline"})
+        return BasicVariantGenerator(points_to_evaluate=points), len(points)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A define-by-run space fixes the searcher at construction, so metric and mode go here.
+    searcher = OptunaSearch(space=OptunaSpace(spec.parameters, method=spec.method),
+                            sampler=make_sampler(spec), metric=spec.metric.name,
+                            mode=spec.metric.mode)
+    if base is not None:
+        searcher = BaselineFirst(searcher, base)
+    return searcher, spec.run_cap + extra
+
+
+def build_scheduler(spec: SweepSpec) -> Any:
+    et = spec.early_terminate
+    if et is None:
+        from ray.tune.schedulers import FIFOScheduler
+
+        return FIFOScheduler()
+    if et.type == "median":
+        from ray.tune.schedulers import MedianStoppingRule
+
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=et.grace_period,
+                                  min_samples_required=et.min_samples_required)
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=et.max_t,
+                         grace_period=et.grace_period, reduction_factor=et.reduction_factor)
+
+
+# ----------------------------------------------------------------------------- Ray set-up
+
+
+RUNTIME_ENV_EXCLUDES = [".git", "mlflow.db", "mlruns", DEFAULT_STORAGE, "*.parquet",
+                        "__pycache__", ".venv"]
+
+
+def ensure_ray(address: str | None) -> None:
+    """Connect to (or start) Ray. Local: this machine's CPUs/GPUs; else the cluster at `address`.
+
+    On a cluster the working directory is shipped with Ray's runtime environment so
+    ``trainable: module:function`` imports on every node.
+    """
+    import ray
+
+    _driver_env()
+    if ray.is_initialized():
+        return
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)  # Ray passes the driver's sys.path to local workers
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                              "log_to_driver": True}
+    if address:
+        kwargs.pop("include_dashboard")
+        kwargs["address"] = address
+        kwargs["runtime_env"] = {"working_dir": cwd, "excludes": RUNTIME_ENV_EXCLUDES}
+    else:
+        kwargs["_node_ip_address"] = "127.0.0.1"
+    ray.init(**kwargs)
+    # orch records results itself (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), so Ray's analysis
+    # finds no result.json per trial; its warning about that is noise.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def check_resources(spec: SweepSpec) -> None:
+    """Fail before any trial when no node could ever run one (never wait forever)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    if any(all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)
+           for n in nodes):
+        return
+    have = ", ".join(
+        f"{n.get('NodeManagerAddress', '?')}: cpu={n['Resources'].get('CPU', 0):g} "
+        f"gpu={n['Resources'].get('GPU', 0):g}" for n in nodes) or "no nodes"
+    raise ResourceError(
+        f"each trial asks for cpu={spec.resources.cpu:g}, gpu={spec.resources.gpu:g} "
+        f"(`resources:`), but no node has that much; nodes: {have}. Lower `resources`, "
+        "or add a node that has them."
+    )
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def new_sweep_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    trainable: Callable[[dict[str, Any]], Any] | None = None,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    tracking: bool = True,
+    storage_path: str | None = None,
+    live: bool | None = None,
+    spec_text: str | None = None,
+) -> SweepResult:
+    """Run `spec` on Ray Tune and return what happened to every trial."""
+    fn = trainable if trainable is not None else load_trainable(spec.trainable)
+    ensure_ray(address)
+    check_resources(spec)
+
+    from ray import tune
+
+    sweep_id = new_sweep_id()
+    storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
+    ledger = Ledger(spec)
+    _LEDGERS[sweep_id] = ledger
+    recorder = None
+    if tracking:
+        from orchestrator.tracking import Recorder
+
+        recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
+                            spec_text=spec_text)
+        recorder.start()  # fails here, before any trial, if the store is unreachable
+        ledger.listeners.append(recorder)
+    view = None
+    if live is None:
+        live = sys.stdout.isatty()
+    if live:
+        from orchestrator._live import LiveView
+
+        view = LiveView(spec, ledger)
+        ledger.listeners.append(view)
+
+    search_alg, num_samples = build_search(spec)
+    cv = spec.cv.as_dict(spec.seed) if spec.cv else None
+    trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
+                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv)
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    tuner = tune.Tuner(
+        tune.with_resources(trial_fn, resources),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric.name,
+            mode=spec.metric.mode,
+            search_alg=search_alg,
+            scheduler=build_scheduler(spec),
+            num_samples=num_samples,
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{sweep_id}",
+            storage_path=storage,
+            stop=Guard(sweep_id),
+            callbacks=[TuneCallback(sweep_id)],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            verbose=0,
+            log_to_file=True,
+        ),
+    )
+    result = SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,
+                         tracking_uri=recorder.tracking_uri if recorder else None,
+                         parent_run_id=recorder.parent_run_id if recorder else None,
+                         experiment_id=recorder.experiment_id if recorder else None)
+    started = time.time()
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if view is not None:
+            view.start()
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            if view is not None:
+                view.stop()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+        if result.interrupted or any(r.outcome in ("pending", "running")
+                                     for r in ledger.records.values()):
+            result.interrupted = result.interrupted or not ledger.target_reached
+            ledger.kill_unfinished()
+        result.records = sorted(ledger.records.values(), key=lambda r: r.started or math.inf)
+        _LEDGERS.pop(sweep_id, None)
+        result.target_reached = ledger.target_reached
+        result.wall_s = time.time() - started
+        if recorder is not None:
+            recorder.finish(result)
+            result.tracking_problems = list(recorder.problems)
+    return result
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class SweepInterrupted(OrchError):
+    """The sweep was interrupted (Ctrl-C or SIGTERM); finished trials are kept."""

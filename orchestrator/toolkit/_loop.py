@@ -1,0 +1,346 @@
+"""The training loop: K folds (or one holdout) trained in lockstep, one report per epoch.
+
+Reads top to bottom: build one :class:`_Fold` per split, then every epoch
+train and validate each fold, combine the folds' numbers into one report, and
+send it. The sweep's scheduler (ASHA ...) therefore stops trials on the
+cross-validated metric, epoch by epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from orchestrator._context import artifact_dir, derive_seed, report, set_tag, trial_seed
+from orchestrator.diagnosis import Diagnosis, diagnose
+from orchestrator.errors import NonFiniteMetricError
+from orchestrator.toolkit._artifacts import save_confusion_matrix, save_curves
+from orchestrator.toolkit._data import ClassificationData
+from orchestrator.toolkit._kfold import Split, fold_indices, resolve_cv, split_fingerprint
+from orchestrator.toolkit._optim import LRSchedule, build_optimizer
+from orchestrator.toolkit._settings import TrainSettings
+from orchestrator.toolkit._stats import EpochStats
+
+__all__ = ["EPOCH_METRICS", "FitResult", "default_device", "fit_classifier", "seed_everything"]
+
+EVAL_BATCH_SIZE = 1024  # samples per forward pass when validating (no gradients kept)
+EPOCH_METRICS = (  # measured every epoch, in report order (K-fold adds _std and _fold<k>)
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "grad_norm",
+    "grad_norm_layer_min",
+    "grad_norm_layer_max",
+    "grad_norm_first",
+    "grad_norm_last",
+    "weight_norm",
+    "update_ratio",
+)
+PER_FOLD_METRICS = ("val_loss", "val_acc")  # also reported per fold, as <name>_fold<k>
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES for GPU trials), else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_classifier` leaves besides its reports.
+
+    ``history`` is the list of reports sent, ``models`` one trained model per
+    fold, ``splits`` the ``(train, val)`` indices, ``confusion`` the validation
+    confusion matrix of the last epoch (summed over folds).
+    """
+
+    history: list[dict[str, Any]]
+    models: list[nn.Module]
+    splits: list[Split]
+    fingerprint: str
+    confusion: np.ndarray
+    diagnosis: Diagnosis
+
+
+@dataclass
+class _Fold:
+    """One split's model, optimiser, schedule and shuffling generator."""
+
+    index: int
+    train: np.ndarray
+    val: np.ndarray
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    generator: torch.Generator
+    predictions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+
+@dataclass
+class _Divergence:
+    fold: int
+    step: int
+    steps: int
+    metrics: dict[str, float]
+
+
+def _subsample(train: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
+    """A fixed random share of the training indices (the same in every trial)."""
+    if fraction >= 1:
+        return train
+    keep = max(1, round(fraction * len(train)))
+    chosen = np.random.default_rng(seed).choice(len(train), size=keep, replace=False)
+    return np.sort(train[chosen])
+
+
+def _train_epoch(
+    fold: _Fold, data: ClassificationData, loss_fn: Callable, s: TrainSettings, device: torch.device
+) -> dict[str, float] | _Divergence:
+    model, params = fold.model, [p for p in fold.model.parameters() if p.requires_grad]
+    model.train()
+    stats = EpochStats(params)
+    total, seen, lr = 0.0, 0, fold.schedule.lr
+    steps = math.ceil(len(fold.train) / s.batch_size)
+    batches = data.batches(
+        fold.train, batch_size=s.batch_size, device=device, generator=fold.generator
+    )
+    for step, (xb, yb) in enumerate(batches, start=1):
+        loss = loss_fn(model(xb), yb)
+        value = loss.item()
+        if not math.isfinite(value):  # diverged: stop now, report, end the trial
+            metrics = {"train_loss": value, "val_loss": math.nan, "val_acc": math.nan, "lr": lr}
+            return _Divergence(fold.index, step, steps, {**metrics, **stats.summary()})
+        fold.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        stats.observe_gradients()
+        if s.grad_clip:
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
+        lr = fold.schedule.lr  # the LR this step uses (onecycle changes it every step)
+        fold.optimizer.step()
+        fold.schedule.after_batch()
+        total += value * len(yb)
+        seen += len(yb)
+    return {"train_loss": total / seen, "lr": lr, **stats.summary()}
+
+
+@torch.no_grad()
+def _evaluate(
+    fold: _Fold, data: ClassificationData, loss_fn: Callable, device: torch.device
+) -> dict[str, float]:
+    fold.model.eval()
+    total, correct, predictions = 0.0, 0, []
+    for xb, yb in data.batches(fold.val, batch_size=EVAL_BATCH_SIZE, device=device):
+        logits = fold.model(xb)
+        total += loss_fn(logits, yb).item() * len(yb)
+        predicted = logits.argmax(dim=1)
+        correct += int((predicted == yb).sum())
+        predictions.append(predicted.cpu().numpy())
+    fold.predictions = np.concatenate(predictions)
+    return {"val_loss": total / len(fold.val), "val_acc": correct / len(fold.val)}
+
+
+def _combine(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """One report from the folds' numbers: mean, ``_std`` and ``_fold<k>`` values."""
+    if len(per_fold) == 1:
+        return dict(per_fold[0])
+    combined: dict[str, float] = {}
+    for key in per_fold[0]:
+        values = np.array([metrics[key] for metrics in per_fold], dtype=float)
+        combined[key] = float(values.mean())
+        combined[f"{key}_std"] = float(values.std())
+    for key in PER_FOLD_METRICS:
+        for k, metrics in enumerate(per_fold):
+            combined[f"{key}_fold{k}"] = metrics[key]
+    return combined
+
+
+def _confusion(folds: list[_Fold], data: ClassificationData) -> np.ndarray:
+    matrix = np.zeros((data.n_classes, data.n_classes), dtype=np.int64)
+    for fold in folds:
+        if len(fold.predictions) == len(fold.val):
+            np.add.at(matrix, (data.labels[fold.val], fold.predictions), 1)
+    return matrix
+
+
+def _save_artifacts(
+    history: list[dict[str, Any]], folds: list[_Fold], data: ClassificationData, *, with_matrix: bool
+) -> np.ndarray:
+    """Write curves.png and (unless diverged) the confusion matrix; return the matrix."""
+    folder = artifact_dir()
+    matrix = _confusion(folds, data)
+    if history:
+        save_curves(history, folder=folder)
+    if with_matrix and matrix.sum():
+        epoch = history[-1]["epoch"] if history else None
+        save_confusion_matrix(matrix, folder=folder, folds=len(folds), epoch=epoch)
+    return matrix
+
+
+def _save_artifacts_quietly(
+    history: list[dict[str, Any]], folds: list[_Fold], data: ClassificationData
+) -> None:
+    """Best effort while another exception is on its way: never replace it."""
+    try:
+        _save_artifacts(history, folds, data, with_matrix=True)
+    except Exception as error:  # noqa: BLE001 - the original exception matters more
+        warnings.warn(f"could not save the trial's artifacts: {error}", stacklevel=2)
+
+
+def fit_classifier(
+    model_factory: Callable[[], nn.Module],
+    X: Any,
+    y: Any = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    cv: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Train a classifier on every fold in lockstep and report once per epoch.
+
+    >>> from orchestrator import capture_reports
+    >>> X, y = np.random.rand(60, 4).astype("float32"), np.arange(60) % 2
+    >>> with capture_reports(metric="val_loss"):
+    ...     result = fit_classifier(lambda: nn.Linear(4, 2), X, y, {"epochs": 2})
+    >>> [r["epoch"] for r in result.history]
+    [1, 2]
+
+    ``model_factory()`` builds a fresh model that returns one logit per class;
+    it is called once per fold, right after the fold's seed is set (derived
+    from :func:`orchestrator.trial_seed` and the fold index). ``X`` holds the
+    samples (array or tensor, first axis) and ``y`` their labels, integers
+    ``0..C-1``; or ``X`` is a torch ``Dataset`` of ``(features, label)`` and
+    ``y`` may be omitted (see :func:`labels_of`). ``config`` supplies the
+    training keys of :class:`TrainSettings`; other keys are ignored. ``loss``
+    defaults to cross-entropy and must average over the batch.
+
+    ``cv`` (default: the sweep's ``cv:``) selects K-fold; without it one fixed
+    20% holdout, seeded by :func:`orchestrator.split_seed`, validates every
+    trial on the same samples. The split's fingerprint is tagged as
+    ``split_fingerprint`` before the first report.
+
+    Each report holds ``epoch`` (from 1), ``train_loss``, ``val_loss``,
+    ``val_acc``, ``lr``, ``grad_norm``, ``grad_norm_layer_min``,
+    ``grad_norm_layer_max``, ``grad_norm_first``, ``grad_norm_last``,
+    ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`), then
+    ``n_classes`` (so :func:`orchestrator.diagnosis.diagnose` can judge
+    under-fitting from the history alone). With K folds each measured number
+    is the fold mean, with ``<name>_std`` beside it, and ``val_loss_fold<k>`` /
+    ``val_acc_fold<k>`` (k from 0) per fold.
+
+    A non-finite training loss stops training at once: that epoch is reported
+    with the bad ``train_loss`` and a NaN ``val_loss``, then
+    :class:`~orchestrator.errors.NonFiniteMetricError` is raised. At the end
+    ``curves.png``, ``confusion_matrix.png`` and ``confusion_matrix.json`` are
+    written to :func:`orchestrator.artifact_dir`. Call it from a trainable and
+    return nothing: Ray Tune takes a returned value for a last report.
+    """
+    s = TrainSettings.from_config(config)
+    data = ClassificationData(X, y)
+    splits = fold_indices(data.labels, cv=cv)
+    spec = resolve_cv(cv)
+    fingerprint = split_fingerprint(X, data.labels, splits)
+    set_tag("split_fingerprint", fingerprint)
+    device = default_device()
+    loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.torch_threads)
+    try:
+        folds = []
+        for k, (train, val) in enumerate(splits):
+            # The subsample depends on the split seed only, so every trial sees the same one.
+            subsample_seed = derive_seed(spec["seed"] if spec else 0, "train_fraction", k)
+            train = _subsample(train, s.train_fraction, seed=subsample_seed)
+            seed = derive_seed(trial_seed(), "fold", k)
+            seed_everything(seed)
+            model = model_factory().to(device)
+            optimizer = build_optimizer(model.parameters(), s)
+            steps_per_epoch = math.ceil(len(train) / s.batch_size)
+            schedule = LRSchedule(optimizer, s, steps_per_epoch=steps_per_epoch)
+            generator = torch.Generator().manual_seed(seed)
+            folds.append(_Fold(k, train, val, model, optimizer, schedule, generator))
+
+        history: list[dict[str, Any]] = []
+        try:
+            _train_in_lockstep(folds, data, loss_fn, s, device, history)
+        except NonFiniteMetricError:
+            raise
+        except BaseException:  # stopped early (Ray raises SystemExit in report) or failed
+            _save_artifacts_quietly(history, folds, data)
+            raise
+        matrix = _save_artifacts(history, folds, data, with_matrix=True)
+    finally:
+        torch.set_num_threads(threads)
+    return FitResult(
+        history=history,
+        models=[fold.model for fold in folds],
+        splits=list(splits),
+        fingerprint=fingerprint,
+        confusion=matrix,
+        diagnosis=diagnose(history, n_classes=data.n_classes),
+    )
+
+
+def _train_in_lockstep(
+    folds: list[_Fold],
+    data: ClassificationData,
+    loss_fn: Callable,
+    s: TrainSettings,
+    device: torch.device,
+    history: list[dict[str, Any]],
+) -> None:
+    """Every epoch: train and validate each fold, then send one combined report."""
+    for epoch in range(1, s.epochs + 1):
+        per_fold = []
+        for fold in folds:
+            trained = _train_epoch(fold, data, loss_fn, s, device)
+            if isinstance(trained, _Divergence):
+                _diverge(epoch, trained, history, folds, data)
+            measured = {**trained, **_evaluate(fold, data, loss_fn, device)}
+            metrics = {key: measured[key] for key in EPOCH_METRICS[1:]}
+            fold.schedule.after_epoch(metrics["val_loss"])
+            per_fold.append(metrics)
+        record = {"epoch": epoch, **_combine(per_fold), "n_classes": data.n_classes}
+        if not (math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])):
+            _diverge(epoch, _Divergence(-1, 0, 0, record), history, folds, data)
+        history.append(record)
+        report(record)
+
+
+def _diverge(
+    epoch: int,
+    divergence: _Divergence,
+    history: list[dict[str, Any]],
+    folds: list[_Fold],
+    data: ClassificationData,
+) -> None:
+    """Report the epoch whose loss is not finite, save the curves, and end the trial."""
+    found = divergence.metrics
+    record = {"epoch": epoch, **{key: found[key] for key in EPOCH_METRICS[1:] if key in found}}
+    record["n_classes"] = data.n_classes
+    history.append(record)
+    _save_artifacts(history, folds, data, with_matrix=False)
+    where = f"fold {divergence.fold}, " if divergence.fold >= 0 and len(folds) > 1 else ""
+    step = f"step {divergence.step} of {divergence.steps}" if divergence.step else "validation"
+    message = (
+        f"train_loss is {record['train_loss']}, val_loss is {record['val_loss']} at epoch "
+        f"{epoch} ({where}{step}): the trial diverged; lower `lr`, set `grad_clip`, "
+        "or check the data"
+    )
+    report(record)  # raises NonFiniteMetricError itself when the sweep's metric is a loss
+    raise NonFiniteMetricError(message)

@@ -1,0 +1,422 @@
+"""Record a sweep in MLflow from the Ray driver: one parent run, one nested run per trial.
+
+Why the driver records: trial results already flow to the driver through Ray
+Tune, so no worker node ever opens the tracking store (a SQLite file needs no
+sharing, a server needs no credentials on workers), and there is exactly one
+writer per sweep, so parallel trials cannot produce "database is locked".
+
+All MLflow calls run on one writer thread fed by a queue; Ray Tune's event loop
+only enqueues. Metric points are coalesced into ``log_batch`` calls (up to
+MLflow's 1000 per call). A failing call is retried with back-off, in order, so
+a tracking server that goes away mid-sweep costs nothing while it is gone; at
+the end whatever still could not be written is listed in ``problems``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import TrackingError
+from orchestrator.space import flatten
+
+if TYPE_CHECKING:
+    from orchestrator.engine import SweepResult, TrialRecord
+    from orchestrator.spec import SweepSpec
+
+__all__ = ["DEFAULT_TRACKING_URI", "Recorder", "resolve_tracking_uri"]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default: a file in the cwd
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
+MAX_TAGS_PER_BATCH = 100
+MAX_PARAM_CHARS = 6000  # MLflow's param value limit
+MAX_TAG_CHARS = 5000  # kept under MLflow's 8000 so long errors still fit
+FLUSH_INTERVAL_S = 0.5  # how often buffered metric points are written
+RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between retries of one call
+FINISH_DEADLINE_S = 60.0  # how long the end of a sweep waits for an unreachable store
+START_TIMEOUT_S = 10.0  # how long the reachability check may take
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """`uri`, else ``MLFLOW_TRACKING_URI``, else a SQLite file in the working directory."""
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
+        # Relative SQLite paths are resolved now, so every later call (and `orch ui`) agrees.
+        chosen = "sqlite:///" + str(Path(chosen[len("sqlite:///"):]).resolve())
+    return chosen
+
+
+def _git_state(cwd: str) -> tuple[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=5, check=False).stdout.strip()
+        if not commit:
+            return "", ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10,
+                               check=False).stdout.strip()
+        return commit, "true" if dirty else "false"
+    except (OSError, subprocess.SubprocessError):
+        return "", ""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 15] + "... [truncated]"
+
+
+class Recorder:
+    """Listens to the engine's :class:`~orchestrator.engine.Ledger` and writes MLflow runs."""
+
+    def __init__(self, spec: SweepSpec, *, sweep_id: str, tracking_uri: str | None = None,
+                 spec_text: str | None = None) -> None:
+        self.spec = spec
+        self.sweep_id = sweep_id
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.spec_text = spec_text
+        self.problems: list[str] = []
+        self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.points_reported = 0
+        self.points_written = 0
+        self.baseline_value: float | None = None
+        self._run_ids: dict[str, str] = {}
+        self._pending: dict[str, list[Any]] = {}
+        self._ops: queue.Queue[tuple[str, Callable[[], None]] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failed_ops: list[str] = []
+        self._finish_by = float("inf")
+        self._client: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Check the store answers, create the experiment and parent run; start the writer.
+
+        Raises :class:`TrackingError` before any trial runs when the store is unreachable.
+        """
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(START_TIMEOUT_S)))
+        from mlflow import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        spec = self.spec
+        try:
+            exp = self._client.get_experiment_by_name(spec.experiment)
+            self.experiment_id = (exp.experiment_id if exp is not None
+                                  else self._client.create_experiment(spec.experiment))
+        except Exception as exc:  # any failure here means nothing could be recorded
+            raise TrackingError(
+                f"the tracking store {self.tracking_uri} cannot be used: {_short(exc)}. "
+                "Start the server, fix --tracking-uri / MLFLOW_TRACKING_URI, or pass "
+                "--no-tracking to run without records."
+            ) from exc
+        if isinstance(spec.baseline, str):
+            self.baseline_value = self._baseline_run_value(spec.baseline)
+        commit, dirty = _git_state(os.getcwd())
+        tags = {
+            "orch.role": "sweep",
+            "orch.sweep_id": self.sweep_id,
+            "orch.sweep_name": spec.name,
+            "orch.metric": spec.metric.name,
+            "orch.goal": spec.metric.goal,
+            "orch.method": spec.method,
+            "orch.scheduler": spec.scheduler_name,
+            "orch.seed": str(spec.seed),
+            "orch.hypothesis": spec.hypothesis,
+            "orch.expected": spec.expected,
+            "orch.baseline_id": spec.baseline if isinstance(spec.baseline, str) else "",
+            "orch.status": "running",
+            "orch.git_commit": commit,
+            "orch.git_dirty": dirty,
+            "mlflow.source.git.commit": commit,
+            "mlflow.note.content": spec.description or spec.hypothesis,
+        }
+        self._common = {k: tags[k] for k in ("orch.sweep_id", "orch.hypothesis", "orch.expected",
+                                              "orch.baseline_id", "orch.method", "orch.scheduler",
+                                              "orch.git_commit", "orch.git_dirty",
+                                              "mlflow.source.git.commit")}
+        try:
+            run = self._client.create_run(self.experiment_id, run_name=spec.name,
+                                          tags={k: _clip(v, MAX_TAG_CHARS)
+                                                for k, v in tags.items() if v})
+        except Exception as exc:
+            raise TrackingError(f"could not create the sweep's run in {self.tracking_uri}: "
+                                f"{_short(exc)}") from exc
+        self.parent_run_id = run.info.run_id
+        settings = {
+            "method": spec.method, "metric": spec.metric.name, "goal": spec.metric.goal,
+            "target": spec.metric.target, "run_cap": spec.run_cap, "seed": spec.seed,
+            "trainable": spec.trainable, "scheduler": spec.scheduler_name,
+            "max_concurrent": spec.max_concurrent, "max_failures": spec.max_failures,
+            "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
+            "cv.folds": spec.cv.folds if spec.cv else None,
+        }
+        if spec.early_terminate is not None:
+            et = spec.early_terminate
+            settings.update({"early_terminate.grace_period": et.grace_period,
+                             "early_terminate.max_t": et.max_t,
+                             "early_terminate.reduction_factor": et.reduction_factor})
+        parent = self.parent_run_id
+        self._submit("sweep params", lambda: self._log_params(parent, settings))
+        text = self.spec_text or json.dumps(spec.raw, indent=2, default=str)
+        self._submit("spec artifact", lambda: self._client.log_text(parent, text, "spec.yaml"))
+        self._thread = threading.Thread(target=self._writer, name="orch-recorder", daemon=True)
+        self._thread.start()
+
+    def finish(self, result: SweepResult) -> None:
+        """Close every run with its outcome, write the summary, and drain the queue."""
+        spec, parent = self.spec, self.parent_run_id
+        base = result.baseline
+        if base is not None and base.value(spec.metric.name) is not None:
+            self.baseline_value = base.value(spec.metric.name)
+        if self.baseline_value is not None:
+            for rec in result.records:
+                self._delta(rec)
+        best = result.best
+        counts = result.counts
+        metrics = {f"trials_{k}": float(v) for k, v in counts.items()}
+        metrics["trials_total"] = float(len(result.records))
+        tags = {"orch.status": "killed" if result.interrupted else "finished"}
+        if best is not None:
+            metrics[f"best_{spec.metric.name}"] = float(best.value(spec.metric.name))  # type: ignore[arg-type]
+            tags["orch.best_trial_id"] = best.trial_id
+            tags["orch.best_config"] = _clip(json.dumps(best.config, sort_keys=True,
+                                                        default=str), MAX_TAG_CHARS)
+        if result.target_reached:
+            tags["orch.target_reached"] = "true"
+        status = "KILLED" if result.interrupted else "FINISHED"
+
+        def summary() -> None:
+            from mlflow.entities import Metric, RunTag
+
+            now = int(time.time() * 1000)
+            self._client.log_batch(
+                parent,
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
+            self._client.set_terminated(parent, status=status)
+
+        self._submit("sweep summary", summary)
+        self._drain(FINISH_DEADLINE_S)
+        lost = self.points_reported - self.points_written
+        if lost > 0:
+            self.problems.insert(0, f"{lost} of {self.points_reported} metric points could not "
+                                 f"be written to {self.tracking_uri}")
+        self.problems.extend(f"not recorded: {what}" for what in self._failed_ops)
+
+    # ------------------------------------------------------------------ ledger events
+
+    def trial_start(self, rec: TrialRecord) -> None:
+        if rec.trial_id in self._run_ids or rec.trial_id in self._pending:
+            return
+        with self._lock:
+            self._pending[rec.trial_id] = []
+        config = dict(flatten(rec.config))
+        tags = {
+            **self._common,
+            "mlflow.parentRunId": self.parent_run_id or "",
+            "orch.role": rec.role,
+            "orch.trial_id": rec.trial_id,
+            "orch.outcome": "running",
+        }
+        tid = rec.trial_id
+
+        def create() -> None:
+            run = self._client.create_run(self.experiment_id, run_name=tid,
+                                          tags={k: _clip(str(v), MAX_TAG_CHARS)
+                                                for k, v in tags.items() if v})
+            self._run_ids[tid] = run.info.run_id
+            self._log_params(run.info.run_id, config)
+
+        self._submit(f"run of trial {tid}", create)
+
+    def trial_result(self, rec: TrialRecord, row: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        step = int(row.get("epoch", rec.epochs))
+        now = int(time.time() * 1000)
+        points = [Metric(k, v, now, step) for k, v in row.items()]
+        with self._lock:
+            self._pending.setdefault(rec.trial_id, []).extend(points)
+            self.points_reported += len(points)
+
+    def trial_end(self, rec: TrialRecord) -> None:
+        if rec.trial_id not in self._run_ids and rec.trial_id not in self._pending:
+            self.trial_start(rec)  # a trial that failed before it started
+        tid = rec.trial_id
+        tags = {f"orch.{k}": v for k, v in rec.tags.items()}
+        tags.update({"orch.outcome": rec.outcome, "orch.diagnosis": rec.diagnosis,
+                     "orch.diagnosis_reason": rec.diagnosis_reason})
+        if rec.node and "orch.node" not in tags:
+            tags["orch.node"] = rec.node
+        if rec.stopped_at is not None and rec.outcome == "early_stopped":
+            tags["orch.stopped_at_epoch"] = str(rec.stopped_at)
+        if rec.error:
+            tags["orch.error"] = rec.error
+        status = {"completed": "FINISHED", "early_stopped": "FINISHED",
+                  "failed": "FAILED", "killed": "KILLED"}.get(rec.outcome, "FINISHED")
+        artifacts = self._artifact_folder(rec)
+        error_text = rec.traceback or rec.error or ""
+
+        def end() -> None:
+            from mlflow.entities import RunTag
+
+            run_id = self._run_ids[tid]
+            self._flush_trial(tid)
+            items = [RunTag(k, _clip(str(v), MAX_TAG_CHARS)) for k, v in tags.items() if v]
+            for i in range(0, len(items), MAX_TAGS_PER_BATCH):
+                self._client.log_batch(run_id, tags=items[i: i + MAX_TAGS_PER_BATCH])
+            if error_text and rec.outcome == "failed":
+                self._client.log_text(run_id, error_text, "error.txt")
+            if artifacts is not None:
+                self._client.log_artifacts(run_id, str(artifacts))
+            self._client.set_terminated(run_id, status=status)
+
+        self._submit(f"end of trial {tid}", end)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _delta(self, rec: TrialRecord) -> None:
+        value = rec.value(self.spec.metric.name)
+        if value is None or self.baseline_value is None:
+            return
+        delta = value - self.baseline_value
+        tid, name = rec.trial_id, f"delta_{self.spec.metric.name}"
+
+        def log() -> None:
+            from mlflow.entities import Metric
+
+            if tid in self._run_ids:
+                self._client.log_batch(self._run_ids[tid],
+                                       metrics=[Metric(name, delta, int(time.time() * 1000),
+                                                       rec.epochs)])
+
+        self._submit(f"{name} of trial {tid}", log)
+
+    def _baseline_run_value(self, run_id: str) -> float:
+        try:
+            run = self._client.get_run(run_id)
+        except Exception as exc:
+            raise TrackingError(f"baseline run {run_id} not found in {self.tracking_uri}: "
+                                f"{_short(exc)}; check `baseline:`") from exc
+        value = run.data.metrics.get(self.spec.metric.name)
+        if value is None:
+            raise TrackingError(
+                f"baseline run {run_id} has no metric {self.spec.metric.name!r}; it has: "
+                f"{', '.join(sorted(run.data.metrics)) or 'no metrics'}")
+        return float(value)
+
+    def _artifact_folder(self, rec: TrialRecord) -> Path | None:
+        raw = rec.tags.get("artifact_dir")
+        if raw and Path(raw).is_dir() and any(Path(raw).iterdir()):
+            return Path(raw)
+        return None
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k)[:250], _clip("None" if v is None else
+                                           (json.dumps(v) if isinstance(v, (list, dict))
+                                            else str(v)), MAX_PARAM_CHARS))
+                 for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self._client.log_batch(run_id, params=items[i: i + MAX_PARAMS_PER_BATCH])
+
+    def _submit(self, what: str, op: Callable[[], None]) -> None:
+        self._ops.put((what, op))
+
+    def _flush_trial(self, tid: str) -> None:
+        run_id = self._run_ids.get(tid)
+        if run_id is None:
+            return
+        while True:
+            with self._lock:
+                points = self._pending.get(tid, [])
+                batch, rest = points[:MAX_METRICS_PER_BATCH], points[MAX_METRICS_PER_BATCH:]
+                self._pending[tid] = rest
+            if not batch:
+                return
+            try:
+                self._client.log_batch(run_id, metrics=batch)
+            except Exception:
+                with self._lock:  # put them back in front; the caller retries
+                    self._pending[tid] = batch + self._pending.get(tid, [])
+                raise
+            self.points_written += len(batch)
+
+    def _flush_all(self) -> None:
+        for tid in list(self._pending):
+            self._flush_trial(tid)
+
+    def _call(self, what: str, op: Callable[[], None]) -> bool:
+        """Run one MLflow call; retry transient failures until it works or the end's deadline."""
+        attempt = 0
+        while True:
+            try:
+                op()
+                return True
+            except Exception as exc:  # classified below: permanent ones are not retried
+                last = exc
+                if _permanent(exc):
+                    break
+            if self._stop.is_set() and time.time() > self._finish_by:
+                break
+            time.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+            attempt += 1
+        self._failed_ops.append(f"{what} ({_short(last)})")
+        return False
+
+    def _writer(self) -> None:
+        while True:
+            try:
+                item = self._ops.get(timeout=FLUSH_INTERVAL_S)
+            except queue.Empty:
+                try:  # periodic flush: on failure the points stay buffered for the next try
+                    self._flush_all()
+                except Exception:  # noqa: S110 - retried on the next tick or at the end
+                    pass
+                continue
+            if item is None:
+                self._call("metric points", self._flush_all)
+                return
+            self._call(*item)
+
+    def _drain(self, timeout: float) -> None:
+        self._finish_by = time.time() + timeout
+        self._stop.set()
+        self._ops.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout + 10)
+            if self._thread.is_alive():
+                self.problems.append(f"the tracking store {self.tracking_uri} did not answer "
+                                     f"within {timeout:g} s; records still queued were lost")
+
+
+_PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",
+                              "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST", "INVALID_STATE"})
+
+
+def _permanent(exc: BaseException) -> bool:
+    """Errors that retrying cannot fix (bad values, missing runs); the rest are retried."""
+    if isinstance(exc, (KeyError, TypeError, ValueError)) and not hasattr(exc, "error_code"):
+        return True
+    code = getattr(exc, "error_code", None)
+    return code in _PERMANENT_CODES and "locked" not in str(exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    line = text.splitlines()[0] if text else repr(exc)
+    return line[:300]
+
