@@ -531,6 +531,9 @@ def ensure_ray(address: str | None) -> None:
     import ray
 
     _driver_env()
+    # orch records results itself (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), so Ray's analysis
+    # finds no result.json per trial; its warning about that is noise.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if ray.is_initialized():
         return
     cwd = os.getcwd()
@@ -545,9 +548,6 @@ def ensure_ray(address: str | None) -> None:
     else:
         kwargs["_node_ip_address"] = "127.0.0.1"
     ray.init(**kwargs)
-    # orch records results itself (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), so Ray's analysis
-    # finds no result.json per trial; its warning about that is noise.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def check_resources(spec: SweepSpec) -> None:
@@ -639,7 +639,7 @@ def run_sweep(
             callbacks=[TuneCallback(sweep_id)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             verbose=0,
-            log_to_file=True,
+            log_to_file=False,
         ),
     )
     result = SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,

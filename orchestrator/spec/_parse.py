@@ -527,6 +527,10 @@ def _grid_size(params: Sequence[Parameter], issues: _Issues,
                        "list `values:`, use int_uniform or q_uniform, or pick method random")
             return 0
         size *= max(1, len(values))
+    if size <= MAX_GRID_SIZE and any(p.when for p in params):
+        from orchestrator.space import grid_configs  # conditionals shrink the grid
+
+        size = len(grid_configs(params))
     return size
 
 

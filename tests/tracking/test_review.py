@@ -146,8 +146,9 @@ def build_store(root: Path) -> tuple[str, list[Sweep]]:
                 "orch.node": "127.0.0.1",
                 "orch.gpu_ids": "",
             }
+            # the recorder tags a live trial orch.outcome=running, then its final outcome
+            tags["orch.outcome"] = trial.outcome or "running"
             if trial.outcome:
-                tags["orch.outcome"] = trial.outcome
                 tags["orch.diagnosis"] = trial.diagnosis
             if trial.outcome == "early_stopped":
                 tags["orch.stopped_at_epoch"] = str(trial.epochs)
@@ -198,15 +199,15 @@ def build_store(root: Path) -> tuple[str, list[Sweep]]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> tuple[str, list[Sweep]]:
+def sweep_store(tmp_path_factory) -> tuple[str, list[Sweep]]:
     return build_store(tmp_path_factory.mktemp("store"))
 
 
 # ------------------------------------------------------------------ list_sweeps
 
 
-def test_list_sweeps_newest_first_with_counts_and_best(store):
-    uri, sweeps = store
+def test_list_sweeps_newest_first_with_counts_and_best(sweep_store):
+    uri, sweeps = sweep_store
     found = list_sweeps(tracking_uri=uri)
     assert [s.sweep_id for s in found] == ["b41d09e2c5f8", "3f9a77aa0011", "3f9a1c0b7d2e"]
     assert [s.started for s in found] == sorted((s.started for s in found), reverse=True)
@@ -237,11 +238,11 @@ def test_list_sweeps_newest_first_with_counts_and_best(store):
     assert live.best_trial_id == "c0ffee00_00000"
 
 
-def test_list_sweeps_pages_through_results(store, monkeypatch):
+def test_list_sweeps_pages_through_results(sweep_store, monkeypatch):
     import orchestrator.tracking._review as review
 
     monkeypatch.setattr(review, "_PAGE", 1)
-    uri, _ = store
+    uri, _ = sweep_store
     assert [s.sweep_id for s in list_sweeps(tracking_uri=uri)] == ["b41d09e2c5f8", "3f9a77aa0011", "3f9a1c0b7d2e"]
 
 
@@ -266,8 +267,8 @@ def test_list_sweeps_empty_store(tmp_path):
 # ------------------------------------------------------------------ find_sweep
 
 
-def test_find_sweep_by_id_prefix_run_id_and_name(store):
-    uri, sweeps = store
+def test_find_sweep_by_id_prefix_run_id_and_name(sweep_store):
+    uri, sweeps = sweep_store
     assert find_sweep("3f9a1c0b7d2e", tracking_uri=uri).sweep_id == "3f9a1c0b7d2e"
     assert find_sweep("b41d", tracking_uri=uri).sweep_id == "b41d09e2c5f8"
     assert find_sweep("3f9a7", tracking_uri=uri).sweep_id == "3f9a77aa0011"
@@ -277,8 +278,8 @@ def test_find_sweep_by_id_prefix_run_id_and_name(store):
     assert find_sweep("resnet-width", tracking_uri=uri).sweep_id == "b41d09e2c5f8"
 
 
-def test_find_sweep_ambiguous_prefix_lists_candidates(store):
-    uri, _ = store
+def test_find_sweep_ambiguous_prefix_lists_candidates(sweep_store):
+    uri, _ = sweep_store
     with pytest.raises(SweepNotFoundError) as err:
         find_sweep("3f9a", tracking_uri=uri)
     msg = str(err.value)
@@ -286,8 +287,8 @@ def test_find_sweep_ambiguous_prefix_lists_candidates(store):
     assert "b41d09e2c5f8" not in msg
 
 
-def test_find_sweep_not_found_lists_close_matches(store):
-    uri, _ = store
+def test_find_sweep_not_found_lists_close_matches(sweep_store):
+    uri, _ = sweep_store
     with pytest.raises(OrchError) as err:
         find_sweep("mlp-lrr", tracking_uri=uri)
     assert isinstance(err.value, TrackingError)
@@ -302,11 +303,11 @@ def test_find_sweep_not_found_lists_close_matches(store):
 # ------------------------------------------------------------------ export_sweep
 
 
-def test_export_sweep_roundtrip_pyarrow(store, tmp_path):
+def test_export_sweep_roundtrip_pyarrow(sweep_store, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    uri, sweeps = store
+    uri, sweeps = sweep_store
     sweep = sweeps[0]
     trials_path, metrics_path = export_sweep("3f9a1c", tracking_uri=uri, out_dir=tmp_path / "out")
     assert trials_path == tmp_path / "out" / "trials.parquet" and trials_path.is_file()
@@ -358,9 +359,9 @@ def test_export_sweep_roundtrip_pyarrow(store, tmp_path):
     assert [r["value"] for r in early] == pytest.approx([_val_loss(2, 0), _val_loss(2, 1)])
 
 
-def test_export_sweep_reads_with_pandas(store, tmp_path):
+def test_export_sweep_reads_with_pandas(sweep_store, tmp_path):
     pd = pytest.importorskip("pandas")
-    uri, sweeps = store
+    uri, sweeps = sweep_store
     sweep = sweeps[1]
     trials_path, metrics_path = export_sweep("mlp-lr", tracking_uri=uri, out_dir=tmp_path)
     trials = pd.read_parquet(trials_path)
@@ -374,9 +375,9 @@ def test_export_sweep_reads_with_pandas(store, tmp_path):
     assert per_trial == {"e5f6a7b8_00000": 3 * 3 + 1, "e5f6a7b8_00001": 3 * 1 + 1}
 
 
-def test_export_sweep_reads_with_duckdb(store, tmp_path):
+def test_export_sweep_reads_with_duckdb(sweep_store, tmp_path):
     duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (optional reader check)")
-    uri, sweeps = store
+    uri, sweeps = sweep_store
     trials_path, metrics_path = export_sweep("b41d09e2c5f8", tracking_uri=uri, out_dir=tmp_path)
     con = duckdb.connect()
     assert con.execute(f"select count(*) from read_parquet('{trials_path}')").fetchone()[0] == 2
@@ -385,19 +386,19 @@ def test_export_sweep_reads_with_duckdb(store, tmp_path):
     assert width == 48
 
 
-def test_export_running_sweep_has_null_end(store, tmp_path):
+def test_export_running_sweep_has_null_end(sweep_store, tmp_path):
     import pyarrow.parquet as pq
 
-    uri, sweeps = store
+    uri, sweeps = sweep_store
     trials_path, metrics_path = export_sweep("b41d09e2c5f8", tracking_uri=uri, out_dir=tmp_path)
     rows = {r["trial_id"]: r for r in pq.read_table(trials_path).to_pylist()}
-    assert rows["c0ffee00_00001"]["outcome"] is None
+    assert rows["c0ffee00_00001"]["outcome"] == "running"
     assert rows["c0ffee00_00001"]["end_time"] is None and rows["c0ffee00_00001"]["duration_s"] is None
     assert pq.read_table(metrics_path).num_rows == sweeps[2].points
 
 
-def test_export_unknown_sweep_raises(store, tmp_path):
-    uri, _ = store
+def test_export_unknown_sweep_raises(sweep_store, tmp_path):
+    uri, _ = sweep_store
     with pytest.raises(SweepNotFoundError):
         export_sweep("nothing-like-this", tracking_uri=uri, out_dir=tmp_path)
     assert not (tmp_path / "trials.parquet").exists()
@@ -419,8 +420,8 @@ def test_typed_column_is_consistent_per_column():
     assert math.isinf(_typed_column(["inf", "1"]).to_pylist()[0])
 
 
-def test_ui_command(store):
-    uri, _ = store
+def test_ui_command(sweep_store):
+    uri, _ = sweep_store
     argv = ui_command(tracking_uri=uri, port=5123)
     assert argv[-9:] == ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", "5123", "--workers", "1"]
     free = ui_command(tracking_uri=uri, port=0)
@@ -429,8 +430,8 @@ def test_ui_command(store):
         ui_command(tracking_uri="http://127.0.0.1:5000")
 
 
-def test_serve_ui_gives_up_after_timeout(store, tmp_path):
-    uri, _ = store
+def test_serve_ui_gives_up_after_timeout(sweep_store, tmp_path):
+    uri, _ = sweep_store
     log = tmp_path / "ui.log"
     started = time.monotonic()
     with pytest.raises(TrackingError, match=r"did not answer on http://127\.0\.0\.1:\d+ within 0\.2 s"):
