@@ -1,6 +1,11 @@
 """orch: disciplined hyperparameter search for deep learning.
 
-The public Python API lives here and nowhere else; see ``__all__``.
+The public Python API lives here and nowhere else; see ``__all__``. Importing
+``orchestrator`` imports neither Ray, MLflow nor torch.
+
+>>> import orchestrator
+>>> result = orchestrator.sweep("search_spaces/quick.yaml", run_cap=2)   # doctest: +SKIP
+>>> result.best.config                                                    # doctest: +SKIP
 """
 
 from orchestrator._context import (
@@ -12,17 +17,39 @@ from orchestrator._context import (
     split_seed,
     trial_seed,
 )
-from orchestrator.errors import OrchError, SpecError
+from orchestrator.api import sweep
+from orchestrator.errors import (
+    Issue,
+    MetricMissingError,
+    NonFiniteMetricError,
+    OrchError,
+    ResourceError,
+    SpecError,
+    TrackingError,
+    TrainableImportError,
+    TrialError,
+)
+from orchestrator.spec import SweepSpec, load_spec
 
 __all__ = [
+    "Issue",
+    "MetricMissingError",
+    "NonFiniteMetricError",
     "OrchError",
+    "ResourceError",
     "SpecError",
+    "SweepSpec",
+    "TrackingError",
+    "TrainableImportError",
+    "TrialError",
     "artifact_dir",
     "capture_reports",
     "cv_settings",
+    "load_spec",
     "report",
     "set_tag",
     "split_seed",
+    "sweep",
     "trial_seed",
 ]
 __version__ = "0.1.0"

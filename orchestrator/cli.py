@@ -218,18 +218,16 @@ def ls(tracking_uri: TrackingOpt = None) -> None:
     table = Table(show_edge=False)
     for col in ("sweep", "name", "experiment", "started", "status", "completed",
                 "early-stopped", "failed", "best"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for sw in sweeps:
         table.add_row(*_sweep_row(sw))
-    out.print(table)
+    Console(width=max(out.width, 160)).print(table)
 
 
 def _sweep_row(sw: Any) -> list[str]:
-    counts = getattr(sw, "counts", {}) or {}
-    best = "-"
-    if getattr(sw, "best_value", None) is not None:
-        best = f"{sw.metric}={sw.best_value:.5g}"
-    started = sw.started.strftime("%Y-%m-%d %H:%M") if getattr(sw, "started", None) else "-"
+    counts = sw.trials
+    best = f"{sw.metric}={sw.best_value:.5g}" if sw.best_value is not None else "-"
+    started = sw.started.strftime("%Y-%m-%d %H:%M") if sw.started else "-"
     return [sw.sweep_id, sw.name, sw.experiment, started, sw.status,
             str(counts.get("completed", 0)), str(counts.get("early_stopped", 0)),
             str(counts.get("failed", 0)), best]
@@ -269,7 +267,7 @@ def ui(
         raise _fail(exc, EXIT_ERROR) from None
     out.print(f"MLflow UI: {handle.url}  (Ctrl-C to stop)", highlight=False)
     try:
-        handle.wait()
+        handle.process.wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -16,7 +16,8 @@ The checks run in order of precedence and the first that fires wins::
     overfitting          val_loss above its best by `overfit_rise` for
                          `overfit_patience` epochs while train_loss kept falling
     underfitting         the best train_loss stays above `underfit_loss` x the
-                         loss of a uniform guess, log(n_classes)
+                         loss of a uniform guess, log(n_classes) (n_classes from
+                         the argument or the history; or `underfit_loss_abs`)
     healthy              none of the above
 
 A check whose metrics are missing from the history is skipped, so any subset
@@ -109,8 +110,7 @@ class Thresholds:
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ValueError(
-                    f"unknown diagnosis threshold {key!r}: {hint}valid keys are "
-                    f"{', '.join(names)}"
+                    f"unknown diagnosis threshold {key!r}: {hint}valid keys are {', '.join(names)}"
                 )
         return cls(**dict(values))
 
@@ -227,7 +227,7 @@ def _underfitting(
     elif n_classes is not None and n_classes >= 2:
         chance = math.log(n_classes)
         bound = t.underfit_loss * chance
-        basis = f"{t.underfit_loss:g} x log({n_classes}) = {bound:.3g}, a uniform guess scores {chance:.3g}"
+        basis = f"{t.underfit_loss:g} x log({n_classes}); a uniform guess scores {chance:.3g}"
     else:
         return None
     best_epoch, best = min(train, key=lambda pair: pair[1])

@@ -58,6 +58,7 @@ __all__ = ["SweepResult", "TrialRecord", "run_sweep"]
 
 DEFAULT_STORAGE = "orch_results"  # folder (under the working directory) for Ray Tune's files
 ROLE_KEY = "__orch_role"  # marks the baseline trial's config; removed before the trainable runs
+GRID_KEY = "__orch_config"  # grid: one grid_search over whole configs (conditionals included)
 INTERRUPT_GRACE_S = 30  # seconds Ray gets to stop trials after Ctrl-C before we give up waiting
 
 # Keys Ray Tune adds to every result: not the trainable's metrics.
@@ -186,6 +187,15 @@ def best_record(records: list[TrialRecord], spec: SweepSpec) -> TrialRecord | No
 # ----------------------------------------------------------------------------- trial side
 
 
+def unwrap_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The trainable's config and the trial's role, without orch's private keys."""
+    config = dict(config)
+    if GRID_KEY in config:
+        config = {**config.pop(GRID_KEY), **config}
+    role = config.pop(ROLE_KEY, "trial")
+    return config, role
+
+
 def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
                         split_seed: int, cv: dict[str, Any] | None) -> Callable[[dict], None]:
     """Wrap a user trainable so it runs inside a :class:`TrialContext`.
@@ -195,8 +205,7 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
     """
 
     def trial(config: dict[str, Any]) -> None:
-        config = dict(config)
-        config.pop(ROLE_KEY, None)
+        config, _ = unwrap_config(config)
         ctx = TrialContext(metric=metric, seed=derive_seed(sweep_seed, config),
                            split_seed=split_seed, cv=cv)
         ctx.pending_tags["node"] = socket.gethostname()
@@ -262,8 +271,7 @@ class Ledger:
     def record(self, trial: Any) -> TrialRecord:
         rec = self.records.get(trial.trial_id)
         if rec is None:
-            config = dict(trial.config)
-            role = config.pop(ROLE_KEY, "trial")
+            config, role = unwrap_config(trial.config)
             rec = TrialRecord(trial_id=trial.trial_id, config=config, role=role)
             self.records[trial.trial_id] = rec
         return rec
@@ -314,16 +322,23 @@ class Ledger:
         rec.error, rec.traceback = _describe_error(err, trial)
         self._finish(rec)
 
-    def kill_unfinished(self) -> None:
+    def end_unfinished(self) -> None:
+        """Close trials the sweep ended: cut off at the target, else interrupted."""
         for rec in self.records.values():
             if rec.outcome in ("pending", "running"):
-                rec.outcome = "killed"
-                rec.error = rec.error or "sweep interrupted"
+                if self.target_reached:
+                    rec.outcome, rec.stopped_at = "early_stopped", rec.epochs
+                else:
+                    rec.outcome = "killed"
+                    rec.error = rec.error or "sweep interrupted"
                 self._finish(rec)
 
     def _finish(self, rec: TrialRecord) -> None:
         rec.ended = time.time()
-        if rec.history:
+        if rec.error and "NonFiniteMetricError" in rec.error:
+            # The non-finite report never reaches the driver (report() raises first).
+            rec.diagnosis, rec.diagnosis_reason = "diverged", rec.error
+        elif rec.history:
             d = self._diagnose(rec.history)
             rec.diagnosis, rec.diagnosis_reason = d.label, d.reason
         elif rec.outcome == "failed":
@@ -474,17 +489,19 @@ def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
     return nest(flat)
 
 
-def build_search(spec: SweepSpec) -> tuple[Any, int]:
-    """The Ray Tune search algorithm and the number of trials to run."""
+def build_search(spec: SweepSpec) -> tuple[Any, dict[str, Any], int]:
+    """The Ray Tune search algorithm, its param_space and the number of samples."""
     base = baseline_config(spec)
     extra = 1 if base is not None else 0
     if spec.method == "grid":
+        from ray import tune
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
+        # One grid_search over whole configs: conditional grids are not cross products.
         points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
         if base is not None:
             points.insert(0, {**base, ROLE_KEY: "baseline"})
-        return BasicVariantGenerator(points_to_evaluate=points), len(points)
+        return BasicVariantGenerator(), {GRID_KEY: tune.grid_search(points)}, 1
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -495,7 +512,7 @@ def build_search(spec: SweepSpec) -> tuple[Any, int]:
                             mode=spec.metric.mode)
     if base is not None:
         searcher = BaselineFirst(searcher, base)
-    return searcher, spec.run_cap + extra
+    return searcher, {}, spec.run_cap + extra
 
 
 def build_scheduler(spec: SweepSpec) -> Any:
@@ -615,13 +632,14 @@ def run_sweep(
         view = LiveView(spec, ledger)
         ledger.listeners.append(view)
 
-    search_alg, num_samples = build_search(spec)
+    search_alg, param_space, num_samples = build_search(spec)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
                                    split_seed=cv["seed"] if cv else spec.seed, cv=cv)
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     tuner = tune.Tuner(
         tune.with_resources(trial_fn, resources),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric.name,
             mode=spec.metric.mode,
@@ -666,7 +684,7 @@ def run_sweep(
         if result.interrupted or any(r.outcome in ("pending", "running")
                                      for r in ledger.records.values()):
             result.interrupted = result.interrupted or not ledger.target_reached
-            ledger.kill_unfinished()
+            ledger.end_unfinished()
         result.records = sorted(ledger.records.values(), key=lambda r: r.started or math.inf)
         _LEDGERS.pop(sweep_id, None)
         result.target_reached = ledger.target_reached

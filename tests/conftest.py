@@ -26,8 +26,11 @@ def ray_session():
     from orchestrator.engine import ensure_ray
 
     if not ray.is_initialized():
+        # Workers import test trainables (tests/_trainables.py) by module name.
+        path = os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])
         ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR",
-                 _node_ip_address="127.0.0.1", log_to_driver=False)
+                 _node_ip_address="127.0.0.1", log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
     ensure_ray(None)
     yield ray
     ray.shutdown()

@@ -32,7 +32,9 @@ HEALTHY_GRADS = {
 
 CASES = {
     "healthy": _history(
-        train_loss=_falling(2.0, 0.1), val_loss=_falling(2.0, 0.2), n_classes=[10] * EPOCHS,
+        train_loss=_falling(2.0, 0.1),
+        val_loss=_falling(2.0, 0.2),
+        n_classes=[10] * EPOCHS,
         **HEALTHY_GRADS,
     ),
     "overfitting": _history(
@@ -42,16 +44,21 @@ CASES = {
         **HEALTHY_GRADS,
     ),
     "underfitting": _history(
-        train_loss=_falling(2.3, 2.0), val_loss=_falling(2.3, 2.05), n_classes=[10] * EPOCHS,
+        train_loss=_falling(2.3, 2.0),
+        val_loss=_falling(2.3, 2.05),
+        n_classes=[10] * EPOCHS,
         **HEALTHY_GRADS,
     ),
     "exploding_gradients": _history(
-        train_loss=_falling(2.0, 1.0), val_loss=_falling(2.0, 1.0),
+        train_loss=_falling(2.0, 1.0),
+        val_loss=_falling(2.0, 1.0),
         grad_norm=[1.0, 10.0, 1e2, 1e4, 1e5, 1e5, 1e5, 1e5, 1e5, 1e5],
     ),
     "vanishing_gradients": _history(
-        train_loss=[2.3] * EPOCHS, val_loss=[2.3] * EPOCHS,
-        grad_norm_first=[1e-8] * EPOCHS, grad_norm_last=[0.3] * EPOCHS,
+        train_loss=[2.3] * EPOCHS,
+        val_loss=[2.3] * EPOCHS,
+        grad_norm_first=[1e-8] * EPOCHS,
+        grad_norm_last=[0.3] * EPOCHS,
     ),
     "diverged": _history(
         train_loss=[2.0, 1.5, math.inf], val_loss=[2.0, 1.4, math.nan], grad_norm=[1.0, 1e6, 1e9]
@@ -115,9 +122,10 @@ def test_thresholds_move_the_verdict() -> None:
     assert diagnose(CASES["overfitting"], thresholds=Thresholds(overfit_patience=6)).label == (
         "healthy"
     )
-    assert diagnose(
-        CASES["exploding_gradients"], thresholds=Thresholds(explode_grad_norm=1e6)
-    ).label == "healthy"
+    assert (
+        diagnose(CASES["exploding_gradients"], thresholds=Thresholds(explode_grad_norm=1e6)).label
+        == "healthy"
+    )
 
 
 def test_from_mapping_rejects_unknown_keys_with_the_nearest() -> None:

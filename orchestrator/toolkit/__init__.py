@@ -18,7 +18,13 @@ splits, :func:`split_fingerprint`, :class:`TrainSettings`,
 from orchestrator.toolkit._artifacts import save_confusion_matrix, save_curves
 from orchestrator.toolkit._data import ClassificationData, labels_of
 from orchestrator.toolkit._kfold import cv_folds, fold_indices, holdout_split, split_fingerprint
-from orchestrator.toolkit._loop import EPOCH_METRICS, FitResult, default_device, fit_classifier, seed_everything
+from orchestrator.toolkit._loop import (
+    EPOCH_METRICS,
+    FitResult,
+    default_device,
+    fit_classifier,
+    seed_everything,
+)
 from orchestrator.toolkit._optim import LRSchedule, build_optimizer
 from orchestrator.toolkit._settings import LR_SCHEDULES, OPTIMIZERS, TrainSettings
 from orchestrator.toolkit._stats import EpochStats

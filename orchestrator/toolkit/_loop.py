@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from orchestrator._context import artifact_dir, derive_seed, report, set_tag, trial_seed
+from orchestrator._context import (
+    artifact_dir,
+    derive_seed,
+    report,
+    set_tag,
+    split_seed,
+    trial_seed,
+)
 from orchestrator.diagnosis import Diagnosis, diagnose
 from orchestrator.errors import NonFiniteMetricError
 from orchestrator.toolkit._artifacts import save_confusion_matrix, save_curves
@@ -171,15 +178,22 @@ def _combine(per_fold: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _confusion(folds: list[_Fold], data: ClassificationData) -> np.ndarray:
-    matrix = np.zeros((data.n_classes, data.n_classes), dtype=np.int64)
-    for fold in folds:
-        if len(fold.predictions) == len(fold.val):
-            np.add.at(matrix, (data.labels[fold.val], fold.predictions), 1)
+    """The last validation's confusion matrix, summed over the folds (rows: true labels)."""
+    done = [fold for fold in folds if len(fold.predictions) == len(fold.val)]
+    # A model may have more outputs than the labels use; give every predicted class a column.
+    size = max([data.n_classes] + [int(fold.predictions.max()) + 1 for fold in done])
+    matrix = np.zeros((size, size), dtype=np.int64)
+    for fold in done:
+        np.add.at(matrix, (data.labels[fold.val], fold.predictions), 1)
     return matrix
 
 
 def _save_artifacts(
-    history: list[dict[str, Any]], folds: list[_Fold], data: ClassificationData, *, with_matrix: bool
+    history: list[dict[str, Any]],
+    folds: list[_Fold],
+    data: ClassificationData,
+    *,
+    with_matrix: bool,
 ) -> np.ndarray:
     """Write curves.png and (unless diverged) the confusion matrix; return the matrix."""
     folder = artifact_dir()
@@ -237,11 +251,18 @@ def fit_classifier(
     Each report holds ``epoch`` (from 1), ``train_loss``, ``val_loss``,
     ``val_acc``, ``lr``, ``grad_norm``, ``grad_norm_layer_min``,
     ``grad_norm_layer_max``, ``grad_norm_first``, ``grad_norm_last``,
-    ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`), then
+    ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`; ``lr`` is
+    the learning rate of the epoch's last step), then
     ``n_classes`` (so :func:`orchestrator.diagnosis.diagnose` can judge
     under-fitting from the history alone). With K folds each measured number
     is the fold mean, with ``<name>_std`` beside it, and ``val_loss_fold<k>`` /
     ``val_acc_fold<k>`` (k from 0) per fold.
+
+    ``train_fraction`` trains on a fixed random share of each fold's training
+    samples (validation is untouched). Training runs on
+    ``torch_threads`` CPU threads (default 1), restored afterwards; the same
+    config and trial seed then give identical reports on CPU (on GPU, cuDNN
+    may still vary in the last digits).
 
     A non-finite training loss stops training at once: that epoch is reported
     with the bad ``train_loss`` and a NaN ``val_loss``, then
@@ -264,7 +285,9 @@ def fit_classifier(
         folds = []
         for k, (train, val) in enumerate(splits):
             # The subsample depends on the split seed only, so every trial sees the same one.
-            subsample_seed = derive_seed(spec["seed"] if spec else 0, "train_fraction", k)
+            subsample_seed = derive_seed(
+                spec["seed"] if spec else split_seed(), "train_fraction", k
+            )
             train = _subsample(train, s.train_fraction, seed=subsample_seed)
             seed = derive_seed(trial_seed(), "fold", k)
             seed_everything(seed)

@@ -140,9 +140,7 @@ class TrainSettings:
             lr_step_size=read.number("lr_step_size", DEFAULT_LR_STEP_SIZE, low=1, integer=True),
             lr_gamma=read.number("lr_gamma", None, low=0, high=1, low_open=True),
             lr_patience=read.number("lr_patience", DEFAULT_LR_PATIENCE, low=0, integer=True),
-            warmup_epochs=read.number(
-                "warmup_epochs", DEFAULT_WARMUP_EPOCHS, low=0, integer=True
-            ),
+            warmup_epochs=read.number("warmup_epochs", DEFAULT_WARMUP_EPOCHS, low=0, integer=True),
             train_fraction=read.number(
                 "train_fraction", DEFAULT_TRAIN_FRACTION, low=0, high=1, low_open=True
             ),

@@ -70,7 +70,9 @@ class EpochStats:
         with torch.no_grad():
             now = _norms(list(self.params), like=self.params[0]).norm()
             before = _norms(self.start, like=self.params[0]).norm()
-            moved = _norms([p - s for p, s in zip(self.params, self.start)], like=self.params[0])
+            moved = _norms(
+                [p - s for p, s in zip(self.params, self.start, strict=True)], like=self.params[0]
+            )
             out["weight_norm"] = float(now)
             out["update_ratio"] = float(moved.norm() / before) if float(before) > 0 else nan
         return out

@@ -48,16 +48,16 @@ def test_seed_changes_folds_and_cache_returns_readonly_arrays() -> None:
     first = cv_folds(Y, folds=3, stratify=True, seed=0)
     assert cv_folds(Y.copy(), folds=3, stratify=True, seed=0) is first  # cached by content
     other = cv_folds(Y, folds=3, stratify=True, seed=1)
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, other))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, other, strict=True))
     with pytest.raises(ValueError):
         first[0][1][0] = 99
 
 
 def test_holdout_is_stratified_and_ignores_the_trial_seed() -> None:
     with capture_reports(seed=1, split_seed=7):
-        (train_a, val_a), = fold_indices(Y)
+        ((train_a, val_a),) = fold_indices(Y)
     with capture_reports(seed=2, split_seed=7):
-        (train_b, val_b), = fold_indices(Y)
+        ((train_b, val_b),) = fold_indices(Y)
     assert np.array_equal(val_a, val_b) and np.array_equal(train_a, train_b)
     assert len(val_a) == int(np.ceil(0.2 * len(Y)))
     assert set(np.unique(Y[val_a])) == {0, 1, 2, 3}

@@ -92,8 +92,11 @@ def test_divergence_stops_at_once_and_fails_the_trial() -> None:
     with capture_reports(metric="val_loss") as got, pytest.raises(NonFiniteMetricError):
         digits_mlp(config)
     assert got.reports == []  # report() refused the NaN epoch itself
-    with capture_reports(metric=None, cv=CV3) as got, pytest.raises(
-        NonFiniteMetricError, match=r"at epoch 1 \(fold 0, step \d+ of 19\): the trial diverged"
+    with (
+        capture_reports(metric=None, cv=CV3) as got,
+        pytest.raises(
+            NonFiniteMetricError, match=r"at epoch 1 \(fold 0, step \d+ of 19\): the trial diverged"
+        ),
     ):
         digits_mlp(config)
     (last,) = got.reports  # the first epoch, reported with its bad loss, and nothing after
@@ -132,7 +135,9 @@ def test_a_torch_dataset_trains_on_the_same_splits_as_arrays() -> None:
     with capture_reports(metric="val_loss", cv=CV3):
         from_dataset = fit_classifier(_mlp, _Digits(with_targets=True), config={"epochs": 2})
         from_arrays = fit_classifier(_mlp, X, y, {"epochs": 2})
-    for (a_train, a_val), (b_train, b_val) in zip(from_dataset.splits, from_arrays.splits):
+    for (a_train, a_val), (b_train, b_val) in zip(
+        from_dataset.splits, from_arrays.splits, strict=True
+    ):
         assert np.array_equal(a_train, b_train) and np.array_equal(a_val, b_val)
     assert from_dataset.history[-1]["val_acc"] > 0.8
 
@@ -153,7 +158,9 @@ def test_threads_are_restored_and_the_result_is_returned() -> None:
 
 
 def test_own_data_example_runs_with_kfold() -> None:
-    spec = importlib.util.spec_from_file_location("own_data", ROOT / "search_spaces" / "own_data.py")
+    spec = importlib.util.spec_from_file_location(
+        "own_data", ROOT / "search_spaces" / "own_data.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with capture_reports(metric="val_loss", cv=CV3) as got:
@@ -163,10 +170,25 @@ def test_own_data_example_runs_with_kfold() -> None:
 
 def test_public_names_are_exactly_these() -> None:
     assert set(toolkit.__all__) == {
-        "EPOCH_METRICS", "LR_SCHEDULES", "OPTIMIZERS", "ClassificationData", "EpochStats",
-        "FitResult", "LRSchedule", "TrainSettings", "build_optimizer", "cv_folds",
-        "default_device", "fit_classifier", "fold_indices", "holdout_split", "labels_of",
-        "save_confusion_matrix", "save_curves", "seed_everything", "split_fingerprint",
+        "EPOCH_METRICS",
+        "LR_SCHEDULES",
+        "OPTIMIZERS",
+        "ClassificationData",
+        "EpochStats",
+        "FitResult",
+        "LRSchedule",
+        "TrainSettings",
+        "build_optimizer",
+        "cv_folds",
+        "default_device",
+        "fit_classifier",
+        "fold_indices",
+        "holdout_split",
+        "labels_of",
+        "save_confusion_matrix",
+        "save_curves",
+        "seed_everything",
+        "split_fingerprint",
     }
     assert all(hasattr(toolkit, name) for name in toolkit.__all__)
 

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from orchestrator.toolkit import LR_SCHEDULES, OPTIMIZERS, LRSchedule, TrainSettings, build_optimizer
+from orchestrator.toolkit import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    LRSchedule,
+    TrainSettings,
+    build_optimizer,
+)
 
 STEPS_PER_EPOCH = 3
 EPOCHS = 6
@@ -18,8 +24,15 @@ EPOCHS = 6
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_and_schedule_steps(optimizer: str, schedule: str, warmup: int) -> None:
     settings = TrainSettings.from_config(
-        {"optimizer": optimizer, "lr_schedule": schedule, "warmup_epochs": warmup,
-         "epochs": EPOCHS, "lr": 0.1, "lr_step_size": 2, "lr_patience": 0}
+        {
+            "optimizer": optimizer,
+            "lr_schedule": schedule,
+            "warmup_epochs": warmup,
+            "epochs": EPOCHS,
+            "lr": 0.1,
+            "lr_step_size": 2,
+            "lr_patience": 0,
+        }
     )
     model = torch.nn.Linear(3, 2)
     opt = build_optimizer(model.parameters(), settings)
@@ -57,12 +70,22 @@ def test_sgd_uses_momentum_default_and_adamw_weight_decay() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"optimizer": "adamm"}, r"`optimizer` must be one of 'adam', 'adamw', 'sgd', but got 'adamm' \(did you mean 'adam'\?\)"),
-        ({"lr_schedule": "cosin"}, r"`lr_schedule` must be one of 'none', .*but got 'cosin' \(did you mean 'cosine'\?\)"),
+        (
+            {"optimizer": "adamm"},
+            r"`optimizer` must be one of 'adam', 'adamw', 'sgd', "
+            r"but got 'adamm' \(did you mean 'adam'\?\)",
+        ),
+        (
+            {"lr_schedule": "cosin"},
+            r"`lr_schedule` must be one of 'none', .*but got 'cosin' \(did you mean 'cosine'\?\)",
+        ),
         ({"lr": 0}, r"`lr` must be a number in \(0, inf\], but got 0"),
         ({"batch_size": 12.5}, r"`batch_size` must be a whole number in \[1, inf\], but got 12.5"),
         ({"dropout": 1.0}, r"`dropout` must be a number in \[0, 1\), but got 1.0"),
-        ({"epochs": 3, "warmup_epochs": 3}, r"`warmup_epochs` must be smaller than `epochs` \(3\), but got 3"),
+        (
+            {"epochs": 3, "warmup_epochs": 3},
+            r"`warmup_epochs` must be smaller than `epochs` \(3\), but got 3",
+        ),
     ],
 )
 def test_bad_config_values_name_the_key_value_and_rule(config: dict, message: str) -> None:

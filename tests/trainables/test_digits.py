@@ -51,7 +51,9 @@ def test_same_config_and_seed_give_identical_metrics(trainable) -> None:
 
 
 def test_bad_model_keys_fail_clearly() -> None:
-    with pytest.raises(ValueError, match=r"`activation` must be one of 'relu', 'tanh', 'sigmoid', but got 'gelu'"):
+    with pytest.raises(
+        ValueError, match=r"`activation` must be one of 'relu', 'tanh', 'sigmoid', but got 'gelu'"
+    ):
         digits_mlp({"activation": "gelu"})
     with pytest.raises(ValueError, match=r"`width` must be a whole number >= 1, but got 0"):
         digits_mlp({"width": 0})
