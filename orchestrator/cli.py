@@ -274,6 +274,9 @@ def ui(
         handle.stop()
 
 
+# Further command groups register themselves on `app` here (one import line each).
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -58,6 +58,7 @@ __all__ = ["SweepResult", "TrialRecord", "run_sweep"]
 
 DEFAULT_STORAGE = "orch_results"  # folder (under the working directory) for Ray Tune's files
 ROLE_KEY = "__orch_role"  # marks the baseline trial's config; removed before the trainable runs
+REPEAT_KEY = "__orch_repeat"  # which baseline repeat: enters the trial seed, then removed
 GRID_KEY = "__orch_config"  # grid: one grid_search over whole configs (conditionals included)
 INTERRUPT_GRACE_S = 30  # seconds Ray gets to stop trials after Ctrl-C before we give up waiting
 
@@ -83,6 +84,7 @@ class TrialRecord:
     trial_id: str
     config: dict[str, Any]
     role: str = "trial"  # or "baseline"
+    repeat: int = 0  # baseline repeat index (distinct seed), 0 for the first
     outcome: str = "pending"  # running, then one of OUTCOMES
     history: list[dict[str, float]] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
@@ -193,7 +195,15 @@ def unwrap_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if GRID_KEY in config:
         config = {**config.pop(GRID_KEY), **config}
     role = config.pop(ROLE_KEY, "trial")
+    repeat = config.pop(REPEAT_KEY, 0)
+    if repeat:
+        role = f"{role}:{repeat}"
     return config, role
+
+
+def _role_and_repeat(role: str) -> tuple[str, int]:
+    name, _, repeat = role.partition(":")
+    return name, int(repeat or 0)
 
 
 def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
@@ -205,8 +215,10 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
     """
 
     def trial(config: dict[str, Any]) -> None:
-        config, _ = unwrap_config(config)
-        ctx = TrialContext(metric=metric, seed=derive_seed(sweep_seed, config),
+        config, role = unwrap_config(config)
+        _, repeat = _role_and_repeat(role)
+        seed = derive_seed(sweep_seed, config, repeat) if repeat else derive_seed(sweep_seed, config)
+        ctx = TrialContext(metric=metric, seed=seed,
                            split_seed=split_seed, cv=cv)
         ctx.pending_tags["node"] = socket.gethostname()
         ctx.pending_tags["seed"] = str(ctx.seed)
@@ -272,7 +284,8 @@ class Ledger:
         rec = self.records.get(trial.trial_id)
         if rec is None:
             config, role = unwrap_config(trial.config)
-            rec = TrialRecord(trial_id=trial.trial_id, config=config, role=role)
+            role, repeat = _role_and_repeat(role)
+            rec = TrialRecord(trial_id=trial.trial_id, config=config, role=role, repeat=repeat)
             self.records[trial.trial_id] = rec
         return rec
 
@@ -442,35 +455,39 @@ class TuneCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         self.ledger.on_trial_error(trial)
 
-class BaselineFirst(Searcher):
-    """Suggests the baseline config first, then defers to the wrapped searcher.
 
-    The baseline's result is not told to the wrapped searcher: it may lie outside
-    the searched space.
+class BaselineFirst(Searcher):
+    """Suggests the baseline config first (``repeats`` times, distinct seeds), then
+    defers to the wrapped searcher.
+
+    The baseline's results are not told to the wrapped searcher: the baseline may
+    lie outside the searched space.
     """
 
-    def __init__(self, inner: Any, baseline: dict[str, Any]) -> None:
+    def __init__(self, inner: Any, baseline: dict[str, Any], repeats: int = 1) -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.baseline = baseline
-        self.baseline_trial: str | None = None
+        self.repeats = repeats
+        self.baseline_trials: list[str] = []
 
     def set_search_properties(self, metric, mode, config, **spec):  # type: ignore[no-untyped-def]
         self._metric, self._mode = metric, mode
         return self.inner.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str):  # type: ignore[no-untyped-def]
-        if self.baseline_trial is None:
-            self.baseline_trial = trial_id
-            return {**self.baseline, ROLE_KEY: "baseline"}
+        if len(self.baseline_trials) < self.repeats:
+            repeat = len(self.baseline_trials)
+            self.baseline_trials.append(trial_id)
+            return baseline_point(self.baseline, repeat)
         return self.inner.suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id != self.baseline_trial:
+        if trial_id not in self.baseline_trials:
             self.inner.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:  # type: ignore[no-untyped-def]
-        if trial_id != self.baseline_trial:
+        if trial_id not in self.baseline_trials:
             self.inner.on_trial_complete(trial_id, result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
@@ -478,6 +495,13 @@ class BaselineFirst(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.inner.restore(checkpoint_path)
+
+
+def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
+    point = {**base, ROLE_KEY: "baseline"}
+    if repeat:
+        point[REPEAT_KEY] = repeat
+    return point
 
 
 def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
@@ -492,7 +516,7 @@ def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
 def build_search(spec: SweepSpec) -> tuple[Any, dict[str, Any], int]:
     """The Ray Tune search algorithm, its param_space and the number of samples."""
     base = baseline_config(spec)
-    extra = 1 if base is not None else 0
+    extra = spec.baseline_repeats if base is not None else 0
     if spec.method == "grid":
         from ray import tune
         from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -500,7 +524,7 @@ def build_search(spec: SweepSpec) -> tuple[Any, dict[str, Any], int]:
         # One grid_search over whole configs: conditional grids are not cross products.
         points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
         if base is not None:
-            points.insert(0, {**base, ROLE_KEY: "baseline"})
+            points[:0] = [baseline_point(base, i) for i in range(spec.baseline_repeats)]
         return BasicVariantGenerator(), {GRID_KEY: tune.grid_search(points)}, 1
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -511,7 +535,7 @@ def build_search(spec: SweepSpec) -> tuple[Any, dict[str, Any], int]:
                             sampler=make_sampler(spec), metric=spec.metric.name,
                             mode=spec.metric.mode)
     if base is not None:
-        searcher = BaselineFirst(searcher, base)
+        searcher = BaselineFirst(searcher, base, spec.baseline_repeats)
     return searcher, {}, spec.run_cap + extra
 
 

@@ -141,6 +141,7 @@ class SweepSpec:
     expected: str = ""
     description: str = ""
     baseline: dict[str, Any] | str | None = None
+    baseline_repeats: int = 1  # baseline runs with distinct seeds (its noise floor without cv)
     early_terminate: EarlyTerminate | None = None
     resources: Resources = field(default_factory=Resources)
     max_concurrent: int | None = None

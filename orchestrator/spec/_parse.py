@@ -110,6 +110,7 @@ class _TopModel(BaseModel):
     hypothesis: str | None = None
     expected: str | None = None
     baseline: dict[str, Any] | str | None = None
+    baseline_repeats: int = 1
     seed: int = 0
     resources: dict[str, Any] | None = None
     max_concurrent: int | None = None
@@ -678,6 +679,13 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         issues.add("baseline", f"a baseline is a config mapping or an MLflow run id (32 hex "
                    f"characters), got {_show(baseline)}", "paste the run id from `orch ls`/the UI")
 
+    repeats = good("baseline_repeats", int) or 1
+    if repeats < 1:
+        issues.add("baseline_repeats", f"must be >= 1, got {repeats}", "e.g. 3")
+    elif repeats > 1 and not isinstance(baseline, dict):
+        issues.add("baseline_repeats", "repeats apply to a baseline config, but `baseline:` is "
+                   f"{'a run id' if baseline else 'not set'}", "give `baseline:` as a config")
+
     name = good("name", str) or (Path(source).stem if source and source != "<mapping>"
                                  else "sweep")
     experiment = good("experiment", str) or good("project", str) or name
@@ -706,6 +714,7 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         expected=(top.expected or "").strip(),
         description=(top.description or "").strip(),
         baseline=baseline,
+        baseline_repeats=repeats,
         early_terminate=early,
         resources=resources,
         max_concurrent=max_concurrent,

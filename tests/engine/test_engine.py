@@ -149,3 +149,15 @@ def test_early_stopped_trials_are_recorded_with_their_rung(ray_session, store):
     for r in runs:
         hist = client.get_metric_history(r.info.run_id, "loss")
         assert [m.step for m in hist] == list(range(1, len(hist) + 1))
+
+
+def test_baseline_repeats_run_with_distinct_seeds(ray_session, store):
+    from _trainables import seeded
+
+    s = spec(run_cap=2, baseline={"x": 0.5}, baseline_repeats=3)
+    result = orchestrator.sweep(s, trainable=seeded, tracking_uri=store)
+    bases = [r for r in result.records if r.role == "baseline"]
+    assert sorted(r.repeat for r in bases) == [0, 1, 2]
+    seeds = {r.tags["seed"] for r in bases}
+    assert len(seeds) == 3
+    assert len({r.value("loss") for r in bases}) == 3  # the seed changes the outcome
