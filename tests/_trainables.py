@@ -51,3 +51,19 @@ def seeded(config):
     """loss depends on the trial seed: shows which seed a trial got."""
     seed = orchestrator.trial_seed()
     orchestrator.report({"epoch": 1, "loss": float(config["x"]) + (seed % 1000) / 1e6})
+
+
+def chatty(config):
+    """Many quick reports with several metrics: exercises batching."""
+    for epoch in range(1, int(config.get("epochs", 50)) + 1):
+        orchestrator.report({"epoch": epoch, "loss": 1.0 / epoch + config["x"],
+                             "a": epoch * 0.5, "b": config["x"] * epoch})
+
+
+def slow(config):
+    """One report per `pause` seconds: keeps trials running while a test interferes."""
+    import time
+
+    for epoch in range(1, int(config.get("epochs", 5)) + 1):
+        time.sleep(float(config.get("pause", 0.5)))
+        orchestrator.report({"epoch": epoch, "loss": config["x"] + 1.0 / epoch})

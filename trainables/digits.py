@@ -5,6 +5,10 @@ Nothing is downloaded. Both trainables take every key of
 ``epochs``, ``lr_schedule``, ``train_fraction`` ...) plus their own model keys,
 and run K-fold when the sweep has a ``cv:`` section.
 
+Each trainable ``<name>`` has a companion ``<name>_lr_find_setup(config)``
+returning ``(model_factory, X, y)``: the hook ``orch lr-find`` uses to run the
+LR range test on the same model and data (see :mod:`orchestrator.method`).
+
 >>> from orchestrator import capture_reports
 >>> with capture_reports(metric="val_loss", seed=0) as got:   # doctest: +SKIP
 ...     digits_mlp({"epochs": 3})
@@ -20,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "digits_cnn", "digits_mlp", "load_digits_arrays"]
+__all__ = [
+    "ACTIVATIONS",
+    "digits_cnn",
+    "digits_cnn_lr_find_setup",
+    "digits_mlp",
+    "digits_mlp_lr_find_setup",
+    "load_digits_arrays",
+]
 
 N_CLASSES = 10
 IMAGE_SIDE = 8  # pixels per side of a digits image
@@ -76,9 +87,16 @@ def digits_mlp(config: Mapping[str, Any]) -> None:
     (hidden layers, default 2), ``activation`` (relu, tanh, sigmoid) and
     ``dropout`` (after each hidden layer).
     """
+    from orchestrator.toolkit import fit_classifier
+
+    fit_classifier(*digits_mlp_lr_find_setup(config), config)
+
+
+def digits_mlp_lr_find_setup(config: Mapping[str, Any]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``(model_factory, X, y)`` of :func:`digits_mlp` for ``config``."""
     from torch import nn
 
-    from orchestrator.toolkit import TrainSettings, fit_classifier
+    from orchestrator.toolkit import TrainSettings
 
     settings = TrainSettings.from_config(config)
     width = _whole(config, "width", DEFAULT_WIDTH)
@@ -97,7 +115,7 @@ def digits_mlp(config: Mapping[str, Any]) -> None:
         layers.append(nn.Linear(inputs, N_CLASSES))
         return nn.Sequential(*layers)
 
-    fit_classifier(model, X, y, config)
+    return model, X, y
 
 
 def digits_cnn(config: Mapping[str, Any]) -> None:
@@ -106,9 +124,16 @@ def digits_cnn(config: Mapping[str, Any]) -> None:
     Model keys: ``channels`` (feature maps of the first conv, default 16; the
     second has twice as many), ``activation`` and ``dropout`` (before the head).
     """
+    from orchestrator.toolkit import fit_classifier
+
+    fit_classifier(*digits_cnn_lr_find_setup(config), config)
+
+
+def digits_cnn_lr_find_setup(config: Mapping[str, Any]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``(model_factory, images, y)`` of :func:`digits_cnn` for ``config``."""
     from torch import nn
 
-    from orchestrator.toolkit import TrainSettings, fit_classifier
+    from orchestrator.toolkit import TrainSettings
 
     settings = TrainSettings.from_config(config)
     channels = _whole(config, "channels", DEFAULT_CHANNELS)
@@ -129,4 +154,4 @@ def digits_cnn(config: Mapping[str, Any]) -> None:
             nn.Linear(2 * channels * pooled, N_CLASSES),
         )
 
-    fit_classifier(model, images, y, config)
+    return model, images, y

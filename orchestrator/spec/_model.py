@@ -65,6 +65,12 @@ class Parameter:
     mu: float = 0.0
     sigma: float = 1.0
     when: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # ((other_param, allowed values), ...)
+    source: str | None = None  # placeholder (`from: lr_find`): resolved before the sweep
+
+    @property
+    def is_placeholder(self) -> bool:
+        """``from: ...`` in the spec: no values yet (see :mod:`orchestrator.method`)."""
+        return self.distribution == "placeholder"
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -162,6 +168,11 @@ class SweepSpec:
     @property
     def searched(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if not p.is_constant)
+
+    @property
+    def placeholders(self) -> tuple[Parameter, ...]:
+        """Parameters written ``from: lr_find``: resolved before the sweep runs."""
+        return tuple(p for p in self.parameters if p.is_placeholder)
 
     @property
     def scheduler_name(self) -> str:

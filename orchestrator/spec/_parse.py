@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import Issue, SpecError
 from orchestrator.spec._model import (
@@ -36,6 +36,7 @@ from orchestrator.spec._yaml import parse_yaml, read_yaml_file
 
 DEFAULT_RUN_CAP = 20  # trials, when the spec sets neither run_cap nor num_samples
 MAX_GRID_SIZE = 100_000  # configs: a bigger grid is almost certainly a mistake
+PLACEHOLDER_SOURCES = ("lr_find",)  # what `from:` may name; resolved before the sweep
 PROBABILITY_TOLERANCE = 1e-6  # |sum(probabilities) - 1| allowed
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}$")  # sweep/experiment names
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
@@ -81,7 +82,8 @@ class _CVModel(BaseModel):
 
 
 class _ParamModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    from_: str | None = Field(default=None, alias="from")  # a placeholder: `from: lr_find`
     value: Any = None
     values: list[Any] | None = None
     probabilities: list[float] | None = None
@@ -272,6 +274,8 @@ def _build_parameter(name: str, path: str, body: dict[str, Any], method: str | N
         issues.from_pydantic(exc, path, _ParamModel)
         return None
     fields = set(m.model_fields_set)
+    if m.from_ is not None:
+        return _placeholder(name, path, m, fields, method, issues)
     dist = _infer_distribution(m, fields, body)
     if dist is None:
         issues.add(path, "cannot tell the distribution: give `value`, `values`, or `min` and `max`",
@@ -373,6 +377,27 @@ def _build_parameter(name: str, path: str, body: dict[str, Any], method: str | N
     if len(issues.items) > n_before:
         return None
     return Parameter(name=name, distribution=dist, **kw)
+
+
+def _placeholder(name: str, path: str, m: _ParamModel, fields: set[str], method: str | None,
+                 issues: _Issues) -> Parameter | None:
+    """`from: lr_find`: a range filled in before the sweep runs (only `when:` may join it)."""
+    n_before = len(issues.items)
+    if m.from_ not in PLACEHOLDER_SOURCES:
+        issues.add(f"{path}.from", f"`from` must be one of {', '.join(PLACEHOLDER_SOURCES)}, "
+                   f"got {_show(m.from_)}",
+                   _suggest(str(m.from_), PLACEHOLDER_SOURCES).replace("valid keys", "valid"))
+    extra = sorted(fields - {"from_", "when"})
+    if extra:
+        issues.add(path, f"`from: {m.from_}` stands alone, but found also "
+                   f"{', '.join(map(repr, extra))}",
+                   "remove them: the range test sets the distribution and its bounds")
+    if method == "grid":
+        issues.add(f"{path}.from", f"`from: {m.from_}` becomes a continuous log range, which "
+                   "method grid cannot enumerate", "use method random, tpe or gp")
+    if len(issues.items) > n_before:
+        return None
+    return Parameter(name=name, distribution="placeholder", source=m.from_)
 
 
 def _possible(p: Parameter, value: Any) -> bool | None:

@@ -12,7 +12,8 @@ K-fold (or holdout) training run that reports every epoch::
 Users with their own loop take the pieces: :func:`fold_indices` for the same
 splits, :func:`split_fingerprint`, :class:`TrainSettings`,
 :func:`build_optimizer`, :class:`LRSchedule`, :class:`EpochStats`,
-:func:`seed_everything`, and the artifact writers.
+:func:`seed_everything`, and the artifact writers. :func:`lr_range_test` runs the
+LR range test (``orch lr-find``) on the same model factory and data.
 """
 
 from orchestrator.toolkit._artifacts import save_confusion_matrix, save_curves
@@ -25,6 +26,7 @@ from orchestrator.toolkit._loop import (
     fit_classifier,
     seed_everything,
 )
+from orchestrator.toolkit._lr_range import LRRangeResult, lr_range_test
 from orchestrator.toolkit._optim import LRSchedule, build_optimizer
 from orchestrator.toolkit._settings import LR_SCHEDULES, OPTIMIZERS, TrainSettings
 from orchestrator.toolkit._stats import EpochStats
@@ -36,6 +38,7 @@ __all__ = [
     "ClassificationData",
     "EpochStats",
     "FitResult",
+    "LRRangeResult",
     "LRSchedule",
     "TrainSettings",
     "build_optimizer",
@@ -45,6 +48,7 @@ __all__ = [
     "fold_indices",
     "holdout_split",
     "labels_of",
+    "lr_range_test",
     "save_confusion_matrix",
     "save_curves",
     "seed_everything",

@@ -6,8 +6,10 @@ module never changes the backend of a user's session.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,20 @@ CONFUSION_JSON = "confusion_matrix.json"
 CURVES_PNG = "curves.png"
 
 
+# matplotlib's text rendering (FreeType) is not thread-safe, and Ray runs trials in
+# threads of a reused actor: draw one figure at a time per process.
+_DRAW_LOCK = threading.Lock()
+
+
+def _serialised(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _DRAW_LOCK:
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -31,6 +47,7 @@ def _figure(width: float, height: float) -> Any:
     return figure
 
 
+@_serialised
 def save_confusion_matrix(
     matrix: np.ndarray,
     *,
@@ -85,6 +102,7 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([float(h.get(key, math.nan)) for h in history])
 
 
+@_serialised
 def save_curves(history: Sequence[dict[str, Any]], *, folder: Path) -> Path:
     """Write ``curves.png``: train/val loss and val accuracy against epoch.
 

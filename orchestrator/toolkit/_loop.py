@@ -303,9 +303,12 @@ def fit_classifier(
             _train_in_lockstep(folds, data, loss_fn, s, device, history)
         except NonFiniteMetricError:
             raise
-        except BaseException:  # stopped early (Ray raises SystemExit in report) or failed
+        except Exception:  # a failure: keep what helps explain it
             _save_artifacts_quietly(history, folds, data)
             raise
+        # Stopped early (Ray raises SystemExit in report): save nothing. The driver has
+        # closed the trial's run already, and with actor reuse the next trial may be
+        # drawing in this process; matplotlib's text rendering is not thread-safe.
         matrix = _save_artifacts(history, folds, data, with_matrix=True)
     finally:
         torch.set_num_threads(threads)

@@ -1,0 +1,738 @@
+"""orch benchmarks: ratios measured side by side in one process, on one machine.
+
+    python bench/run.py CASE [--full | --smoke] [--out results.json]
+
+CASE is one of overhead, bookkeeping, throughput, tracking, kfold, target, scale,
+or ``all``. The default size runs each case in under about five minutes on two
+cores; ``--full`` is the size quoted in bench/README.md's aims; ``--smoke`` is
+the tiny size tests/bench runs. Ray starts once per process and every sub-case
+(orch and stock Ray Tune alike) runs on that one instance.
+
+Each case prints a compact table and writes JSON (default
+``bench/results/<case>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RAY_CPUS = 2  # the benchmark machine's cores; every trial asks for 1 CPU
+SIZES = ("smoke", "default", "full")
+CASES = ("overhead", "bookkeeping", "throughput", "tracking", "kfold", "target", "scale")
+# orch sets these for its own driver (engine._driver_env); stock Ray Tune runs without them.
+ORCH_ENV = ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "TUNE_DISABLE_STRICT_METRIC_CHECKING",
+            "RAY_AIR_NEW_OUTPUT")
+CV3 = {"folds": 3}  # the K-fold the digits cases use
+DIGITS_SPACE = {  # a space with good and poor corners, so search and early stopping matter
+    "lr": {"distribution": "log_uniform_values", "min": 0.0003, "max": 0.1},
+    "optimizer": {"values": ["adam", "sgd"]},
+    "width": {"values": [16, 32, 64, 128]},
+    "depth": {"min": 1, "max": 3},
+    "batch_size": {"values": [32, 64, 128]},
+}
+
+
+def pick(size: str, smoke: Any, default: Any, full: Any) -> Any:
+    return {"smoke": smoke, "default": default, "full": full}[size]
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def start_ray() -> None:
+    """Start Ray once (workers import ``bench._trainables``); orch then finds it running."""
+    import ray
+
+    if not ray.is_initialized():
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR",
+                 _node_ip_address="127.0.0.1", log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
+    from orchestrator.engine import ensure_ray
+
+    ensure_ray(None)
+
+
+def machine() -> dict[str, Any]:
+    import mlflow
+    import optuna
+    import ray
+    import torch
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "ray_cpus": RAY_CPUS, "cpu": cpu,
+            "python": platform.python_version(), "ray": ray.__version__,
+            "optuna": optuna.__version__, "mlflow": mlflow.__version__,
+            "torch": torch.__version__}
+
+
+def fresh_store(folder: Path, name: str = "mlflow") -> str:
+    """A SQLite MLflow store whose schema already exists (as after a first sweep).
+
+    Creating the schema takes about 2 s once per store; no sweep pays it twice.
+    """
+    uri = f"sqlite:///{folder / name}.db"
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+@contextlib.contextmanager
+def ray_defaults() -> Iterator[None]:
+    """Stock Ray Tune's environment: without the variables orch sets for its driver."""
+    saved = {k: os.environ.pop(k) for k in ORCH_ENV if k in os.environ}
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        os.environ.update(saved)
+
+
+def orch_sweep(spec: dict[str, Any], *, work: Path, trainable: Callable | None = None,
+               tracking: bool = True, uri: str | None = None) -> tuple[Any, float]:
+    """Run one orch sweep; return the result and the wall time of the whole call."""
+    import orchestrator
+
+    t0 = time.perf_counter()
+    result = orchestrator.sweep(spec, trainable=trainable, tracking=tracking,
+                                tracking_uri=uri if tracking else None,
+                                storage_path=str(work / "ray"), live=False)
+    return result, time.perf_counter() - t0
+
+
+def stock_tune(fn: Callable, param_space: dict[str, Any], num_samples: int, *, work: Path,
+               **tune_config: Any) -> tuple[Any, float]:
+    """Stock Ray Tune: default settings but for the ones given (and files kept in `work`)."""
+    from ray import tune
+
+    with ray_defaults():
+        tuner = tune.Tuner(fn, param_space=param_space,
+                           tune_config=tune.TuneConfig(num_samples=num_samples, **tune_config),
+                           run_config=tune.RunConfig(storage_path=str(work / "ray-stock")))
+        t0 = time.perf_counter()
+        grid = tuner.fit()
+        wall = time.perf_counter() - t0
+    return grid, wall
+
+
+def simple_spec(name: str, run_cap: int, *, metric: str = "loss", method: str = "random",
+                params: dict[str, Any] | None = None, seed: int = 0,
+                **extra: Any) -> dict[str, Any]:
+    return {"name": name, "method": method, "metric": {"name": metric, "goal": "minimize"},
+            "run_cap": run_cap, "seed": seed,
+            "parameters": params or {"x": {"min": 0.0, "max": 1.0}}, **extra}
+
+
+def digits_spec(name: str, run_cap: int, epochs: int, *, seed: int = 0, method: str = "random",
+                asha: bool = False, target: float | None = None, folds: int = 3,
+                max_concurrent: int = RAY_CPUS, space: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    metric: dict[str, Any] = {"name": "val_acc", "goal": "maximize"}
+    if target is not None:
+        metric["target"] = target
+    spec: dict[str, Any] = {
+        "name": name, "trainable": "digits_mlp", "method": method, "metric": metric,
+        "run_cap": run_cap, "seed": seed, "max_concurrent": max_concurrent,
+        "cv": {"folds": folds},
+        "parameters": {**(space or DIGITS_SPACE), "epochs": {"value": epochs}},
+    }
+    if asha:
+        spec["early_terminate"] = {"type": "asha", "grace_period": 1, "max_t": epochs,
+                                   "reduction_factor": 3}
+    return spec
+
+
+def epochs_spent(result: Any, folds: int) -> int:
+    """Fold-epochs trained: each trial's epochs times the folds (K-fold trains in lockstep)."""
+    return sum(r.epochs for r in result.records) * folds
+
+
+def best_acc(result: Any) -> float:
+    values = [v for r in result.records for v in [r.value("val_acc")] if v is not None]
+    return max(values) if values else math.nan
+
+
+def median_iqr(values: list[float]) -> tuple[float, float, float]:
+    import numpy as np
+
+    q25, q50, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(q50), float(q25), float(q75)
+
+
+def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            if math.isnan(v):
+                return "-"
+            if math.isinf(v):
+                return "inf"
+            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+        return "-" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+              for i, c in enumerate(columns)]
+    lines = [title, "  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- 1 overhead
+
+
+def case_overhead(size: str, work: Path) -> dict[str, Any]:
+    import optuna
+    from ray import tune
+
+    from bench import _trainables as T
+
+    n = pick(size, 5, 30, 100)
+    space = {"x": tune.uniform(0, 1)}
+    # Warm-up (not timed): the first Tuner of a process starts Ray's worker pool.
+    stock_tune(T.trivial, space, 2, work=work / "warm")
+
+    rows: list[dict[str, Any]] = []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("x", 0.0, 1.0))
+    rows.append({"system": "optuna in-process (floor)", "wall_s": time.perf_counter() - t0})
+
+    uri = fresh_store(work, "overhead")
+    result, wall = orch_sweep(simple_spec("overhead", n), work=work, trainable=T.trivial, uri=uri)
+    rows.append({"system": "orch (tracking on, SQLite)", "wall_s": wall,
+                 "completed": result.counts["completed"]})
+    result, wall = orch_sweep(simple_spec("overhead-off", n), work=work, trainable=T.trivial,
+                              tracking=False)
+    rows.append({"system": "orch (tracking off)", "wall_s": wall,
+                 "completed": result.counts["completed"]})
+    grid, wall = stock_tune(T.trivial, space, n, work=work)
+    rows.append({"system": "Ray Tune defaults", "wall_s": wall,
+                 "completed": sum(1 for r in grid if r.error is None)})
+    grid, wall = stock_tune(T.trivial, space, n, work=work, reuse_actors=True)
+    rows.append({"system": "Ray Tune reuse_actors=True", "wall_s": wall,
+                 "completed": sum(1 for r in grid if r.error is None)})
+    floor = rows[0]["wall_s"] / n
+    for row in rows:
+        row["trials"] = n
+        row["ms_per_trial"] = 1000 * row["wall_s"] / n
+        row["x_optuna"] = row["wall_s"] / n / floor
+    cli = cli_first_trial(work)
+    text = table(f"overhead: {n} trivial trials, 2 slots (ms/trial = whole call / trials)", rows,
+                 ["system", "trials", "completed", "wall_s", "ms_per_trial", "x_optuna"])
+    text += (f"\n`orch sweep` (CLI, 1 trial): first trial running {cli['to_first_trial_s']:.2f} s "
+             f"after process start; process exit after {cli['process_s']:.2f} s "
+             f"(rc {cli['rc']}, {cli['ray']})")
+    return {"rows": rows, "cli": cli, "text": text}
+
+
+def cli_first_trial(work: Path) -> dict[str, Any]:
+    """Seconds from starting ``orch sweep`` (a subprocess) to its first trial running."""
+    folder = work / "cli"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "stamp.txt"
+    spec = folder / "one.yaml"
+    spec.write_text("name: bench-cli\ntrainable: bench._trainables:stamp\nmethod: random\n"
+                    "metric: {name: loss, goal: minimize}\nrun_cap: 1\nseed: 0\n"
+                    "parameters:\n  x: {min: 0.0, max: 1.0}\n", encoding="utf-8")
+    uri = fresh_store(folder, "cli")
+    exe = shutil.which("orch")
+    cmd = ([exe] if exe else [sys.executable, "-c", "from orchestrator.cli import main; main()"])
+    cmd += ["sweep", str(spec), "--no-live", "--tracking-uri", uri,
+            "--storage-path", str(folder / "ray")]
+    env = {**os.environ, "ORCH_BENCH_STAMP": str(stamp),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", ""))
+                                         if p)}
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    process_s = time.time() - t0
+    first = float(stamp.read_text().split()[0]) - t0 if stamp.exists() else math.nan
+    logs = proc.stdout + proc.stderr
+    ray = ("connected to an existing Ray" if "existing" in logs.lower() and "connect" in logs.lower()
+           else "started its own Ray")
+    return {"to_first_trial_s": first, "process_s": process_s, "rc": proc.returncode,
+            "ray": ray, "tail": logs[-600:] if proc.returncode else ""}
+
+
+# ----------------------------------------------------------------------------- 2 bookkeeping
+
+
+def case_bookkeeping(size: str, work: Path) -> dict[str, Any]:
+    from ray import tune
+
+    from bench import _trainables as T
+
+    n, k = pick(size, 4, 40, 200), 1
+    ideal = n * k / RAY_CPUS
+    rows = []
+    uri = fresh_store(work, "bookkeeping")
+    spec = simple_spec("bookkeeping", n, max_concurrent=RAY_CPUS, resources={"cpu": 1},
+                       params={"x": {"min": 0.0, "max": 1.0}, "k": {"value": k}})
+    result, wall = orch_sweep(spec, work=work, trainable=T.sleeper, uri=uri)
+    rows.append({"system": "orch (tracking on)", "wall_s": wall, "fit_s": result.wall_s,
+                 "completed": result.counts["completed"]})
+    grid, wall = stock_tune(T.sleeper, {"x": tune.uniform(0, 1), "k": k}, n, work=work)
+    rows.append({"system": "Ray Tune defaults", "wall_s": wall, "fit_s": wall,
+                 "completed": sum(1 for r in grid if r.error is None)})
+    for row in rows:
+        row.update(trials=n, ideal_s=ideal, ratio=row["wall_s"] / ideal,
+                   fit_ratio=row["fit_s"] / ideal)
+    aim = 1.10 if n <= 40 else 1.05
+    text = table(f"bookkeeping: {n} trials x {k} s sleep, {RAY_CPUS} at once; ideal "
+                 f"{ideal:g} s; aim <= {aim} (Ray's bar 1.28, best 1.14)", rows,
+                 ["system", "trials", "completed", "wall_s", "ratio", "fit_s", "fit_ratio"])
+    return {"rows": rows, "aim": aim, "text": text}
+
+
+# ----------------------------------------------------------------------------- 3 throughput
+
+
+def stored_points(uri: str, parent_run_id: str | None) -> int:
+    path = uri[len("sqlite:///"):]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (count,) = db.execute("select count(*) from metrics where run_uuid != ?",
+                              (parent_run_id or "",)).fetchone()
+    return int(count)
+
+
+def case_throughput(size: str, work: Path) -> dict[str, Any]:
+    from bench import _trainables as T
+
+    rates = pick(size, [50], [50, 200], [50, 200, 1000])
+    seconds = pick(size, 2.0, 10.0, 20.0)
+    rows = []
+    for rate in rates:
+        sent = int(round(rate * seconds))
+        uri = fresh_store(work, f"throughput{rate}")
+        spec = simple_spec(f"throughput-{rate}", 2, max_concurrent=2,
+                           params={"x": {"min": 0.0, "max": 1.0}, "rate": {"value": rate},
+                                   "seconds": {"value": seconds}})
+        result, wall = orch_sweep(spec, work=work, trainable=T.streamer, uri=uri)
+        reported = sum(len(row) for r in result.records for row in r.history)
+        stored = stored_points(uri, result.parent_run_id)
+        elapsed = max((r.history[-1].get("elapsed", math.nan) for r in result.records
+                       if r.history), default=math.nan)
+        rows.append({"system": "orch (tracking on)", "rate": rate, "sent": 2 * sent,
+                     "received": sum(r.epochs for r in result.records),
+                     "trial_ratio": elapsed / seconds, "wall_ratio": wall / seconds,
+                     "points_reported": reported, "points_stored": stored,
+                     "stored_ratio": stored / reported if reported else math.nan,
+                     "problems": "; ".join(result.tracking_problems)})
+        grid, wall = stock_tune(T.streamer, {"x": 0.5, "rate": rate, "seconds": seconds}, 2,
+                                work=work)
+        elapsed = max((r.metrics or {}).get("elapsed", math.nan) for r in grid)
+        received = sum(int((r.metrics or {}).get("training_iteration", 0)) for r in grid)
+        rows.append({"system": "Ray Tune defaults", "rate": rate, "sent": 2 * sent,
+                     "received": received, "trial_ratio": elapsed / seconds,
+                     "wall_ratio": wall / seconds})
+    text = table(f"throughput: 2 trials x {seconds:g} s at each rate (reports/s per trial); "
+                 "trial_ratio = trial's own run time / duration, wall_ratio = whole call / "
+                 "duration; stored_ratio must be 1.0", rows,
+                 ["system", "rate", "sent", "received", "trial_ratio", "wall_ratio",
+                  "points_reported", "points_stored", "stored_ratio"])
+    return {"rows": rows, "seconds": seconds, "text": text}
+
+
+# ----------------------------------------------------------------------------- 4 tracking
+
+
+def case_tracking(size: str, work: Path) -> dict[str, Any]:
+    trials, epochs, repeats = pick(size, (2, 1, 1), (6, 4, 2), (12, 8, 3))
+    folds = pick(size, 2, 3, 3)
+    space = {"lr": {"distribution": "log_uniform_values", "min": 0.001, "max": 0.01},
+             "width": {"values": [32, 64]}}
+    uri = fresh_store(work, "tracking")
+    walls: dict[str, list[float]] = {"on": [], "off": []}
+    order = (["on", "off", "off", "on"] * repeats)[: 2 * repeats]  # ABBA: drift cancels
+    for i, mode in enumerate(order):
+        spec = digits_spec(f"tracking-{mode}", trials, epochs, folds=folds, space=space)
+        result, wall = orch_sweep(spec, work=work, tracking=(mode == "on"), uri=uri)
+        walls[mode].append(wall)
+    rows = [{"tracking": m, "runs": len(w), "walls_s": ", ".join(f"{x:.2f}" for x in w),
+             "median_s": statistics.median(w)} for m, w in walls.items()]
+    ratio = rows[0]["median_s"] / rows[1]["median_s"]
+    text = table(f"tracking: digits MLP, {trials} trials x {epochs} epochs x {folds} folds, "
+                 f"2 slots; order {' '.join(order)}", rows,
+                 ["tracking", "runs", "walls_s", "median_s"])
+    text += f"\non/off wall ratio (medians): {ratio:.3f} (aim <= 1.02)"
+    return {"rows": rows, "order": order, "ratio": ratio, "aim": 1.02, "text": text}
+
+
+# ----------------------------------------------------------------------------- 5 kfold
+
+
+def run_direct(configs: list[tuple[dict[str, Any], int]], cv: dict[str, Any]) -> float:
+    """The same trainable and configs, called in this process one after another."""
+    import orchestrator
+    from trainables.digits import digits_mlp
+
+    t0 = time.perf_counter()
+    for config, seed in configs:
+        with orchestrator.capture_reports(metric="val_loss", seed=seed, split_seed=cv["seed"],
+                                          cv=cv):
+            digits_mlp(config)
+    return time.perf_counter() - t0
+
+
+def warm_direct(cv: dict[str, Any]) -> None:
+    """Imports and the digits arrays, loaded before the direct run is timed."""
+    run_direct([({"epochs": 1}, 0)], cv)
+
+
+def case_kfold(size: str, work: Path) -> dict[str, Any]:
+    from orchestrator._context import derive_seed
+
+    trials, epochs = pick(size, (1, 1), (4, 10), (8, 20))
+    folds = pick(size, 2, 3, 3)
+    uri = fresh_store(work, "kfold")
+    spec = digits_spec("kfold-overhead", trials, epochs, folds=folds, max_concurrent=1)
+    result, wall = orch_sweep(spec, work=work, uri=uri)
+    cv = {"folds": folds, "stratify": True, "seed": spec["seed"]}
+    configs = [(r.config, derive_seed(spec["seed"], r.config)) for r in result.records]
+    warm_direct(cv)
+    direct = run_direct(configs, cv)
+    in_trials = sum(r.ended - r.started for r in result.records if r.started and r.ended)
+    over = [{"run": "direct (capture_reports, sequential)", "wall_s": direct, "ratio": 1.0},
+            {"run": "orch, 1 slot, tracking on: whole call", "wall_s": wall,
+             "ratio": wall / direct},
+            {"run": "orch: sum of trial durations", "wall_s": in_trials,
+             "ratio": in_trials / direct}]
+    text = table(f"kfold overhead: {trials} configs x {epochs} epochs x {folds} folds "
+                 "(aim <= 1.05)", over, ["run", "wall_s", "ratio"])
+
+    es_trials, es_epochs = pick(size, (3, 2), (12, 9), (30, 27))
+    es = []
+    runs = {}
+    for asha in (True, False):
+        spec = digits_spec("kfold-asha" if asha else "kfold-fifo", es_trials, es_epochs,
+                           folds=folds, asha=asha)
+        res, wall = orch_sweep(spec, work=work, tracking=False)
+        runs[asha] = res
+        es.append({"scheduler": "ASHA (grace 1, rf 3)" if asha else "none (FIFO)",
+                   "trials": len(res.records), "stopped": res.counts["early_stopped"],
+                   "fold_epochs": epochs_spent(res, folds), "best_val_acc": best_acc(res),
+                   "wall_s": wall})
+    # Fold-epochs the no-stopping run spent before a finished trial first matched ASHA's best.
+    goal, spent, reached = es[0]["best_val_acc"], 0, None
+    for rec in sorted(runs[False].records, key=lambda r: r.ended or math.inf):
+        spent += rec.epochs * folds
+        if (rec.value("val_acc") or 0.0) >= goal:
+            reached = spent
+            break
+    es[1]["fold_epochs_to_asha_best"] = reached
+    es[0]["fold_epochs_to_asha_best"] = es[0]["fold_epochs"]
+    text += "\n\n" + table(f"kfold early stopping: random search, seed 0, {es_trials} trials, "
+                           f"max {es_epochs} epochs x {folds} folds (val_acc, max)", es,
+                           ["scheduler", "trials", "stopped", "fold_epochs", "best_val_acc",
+                            "fold_epochs_to_asha_best", "wall_s"])
+    return {"overhead": over, "early_stopping": es, "text": text}
+
+
+# ----------------------------------------------------------------------------- 6 target
+
+
+ANALYTIC = {  # function -> (trainable name, space, optimum)
+    "branin": ("branin", {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}},
+               0.397887),
+    "hartmann6": ("hartmann6", {f"x{i}": {"min": 0.0, "max": 1.0} for i in range(1, 7)},
+                  -3.32237),
+}
+
+
+def case_target(size: str, work: Path) -> dict[str, Any]:
+    from bench import _trainables as T
+
+    seeds = pick(size, 1, 3, 5)
+    run_cap, epochs = pick(size, (3, 2), (16, 8), (40, 12))
+    target = pick(size, 0.9, 0.97, 0.97)
+    folds = pick(size, 2, 3, 3)
+    cv = {"folds": folds, "stratify": True, "seed": 0}
+    warm_direct(cv)
+    one = run_direct([({"epochs": epochs}, 0)], cv)  # one default config, all epochs
+    one_epochs = epochs * folds
+    rows, raw = [], []
+    for method, asha in (("tpe", True), ("random", True), ("tpe", False), ("random", False)):
+        per_seed = []
+        for seed in range(seeds):
+            spec = digits_spec(f"target-{method}", run_cap, epochs, seed=seed, method=method,
+                               asha=asha, target=target, folds=folds)
+            res, wall = orch_sweep(spec, work=work, tracking=False)
+            hit = res.target_reached
+            per_seed.append({"seed": seed, "reached": hit, "fold_epochs": epochs_spent(res, folds),
+                             "wall_s": wall, "best_val_acc": best_acc(res)})
+        raw.append({"method": method, "asha": asha, "seeds": per_seed})
+        ep = [s["fold_epochs"] if s["reached"] else math.inf for s in per_seed]
+        wl = [s["wall_s"] if s["reached"] else math.inf for s in per_seed]
+        med_ep, med_wall = statistics.median(ep), statistics.median(wl)
+        rows.append({"search": f"{method}{'+ASHA' if asha else ''}",
+                     "reached": f"{sum(s['reached'] for s in per_seed)}/{seeds}",
+                     "median_fold_epochs": med_ep, "x_one_training_epochs": med_ep / one_epochs,
+                     "median_wall_s": med_wall, "x_one_training_time": med_wall / one})
+    text = table(f"target: digits MLP, val_acc >= {target}, {folds}-fold, <= {run_cap} trials x "
+                 f"{epochs} epochs, 2 slots, {seeds} seed(s), tracking off; one full training "
+                 f"= {one_epochs} fold-epochs, {one:.2f} s", rows,
+                 ["search", "reached", "median_fold_epochs", "x_one_training_epochs",
+                  "median_wall_s", "x_one_training_time"])
+
+    trials, aseeds = pick(size, 5, 20, 50), pick(size, 1, 3, 10)
+    samplers = pick(size, ["random", "tpe"], ["random", "tpe", "gp", "cmaes"],
+                    ["random", "tpe", "gp", "cmaes"])
+    arows, araw = [], []
+    for fname, (tname, space, optimum) in ANALYTIC.items():
+        for method in samplers:
+            gaps, walls = [], []
+            for seed in range(aseeds):
+                spec = simple_spec(f"{fname}-{method}", trials, metric="value", method=method,
+                                   params=space, seed=seed)
+                res, wall = orch_sweep(spec, work=work, trainable=getattr(T, tname),
+                                       tracking=False)
+                best = min(v for r in res.records for v in [r.value("value")] if v is not None)
+                gaps.append(best - optimum)
+                walls.append(wall)
+            med, q25, q75 = median_iqr(gaps)
+            arows.append({"function": fname, "sampler": method, "trials": trials,
+                          "seeds": aseeds, "gap_median": med, "gap_q25": q25, "gap_q75": q75,
+                          "wall_s_median": statistics.median(walls)})
+            araw.append({"function": fname, "sampler": method, "gaps": gaps, "walls": walls})
+    text += "\n\n" + table(f"analytic: best value after {trials} trials (orch sweep, 2 slots, "
+                           "tracking off), gap to the optimum over seeds", arows,
+                           ["function", "sampler", "trials", "seeds", "gap_median", "gap_q25",
+                            "gap_q75", "wall_s_median"])
+    return {"digits": rows, "digits_raw": raw, "one_training": {"s": one, "fold_epochs": one_epochs},
+            "analytic": arows, "analytic_raw": araw, "text": text}
+
+
+# ----------------------------------------------------------------------------- 7 scale
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def ask_times(method: str, checkpoints: list[int], asks: int) -> list[dict[str, Any]]:
+    """Median time of ``study.ask()`` plus the define-by-run space, after n finished trials."""
+    import optuna
+
+    from orchestrator.space import OptunaSpace, make_sampler
+    from orchestrator.spec import load_spec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_spec(digits_spec("scale", 10, 5, method=method))
+    space = OptunaSpace(spec.parameters, method=method)
+    pool_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    rng = __import__("random").Random(0)
+
+    def value(params: dict[str, Any]) -> float:
+        return (math.log10(params["lr"]) + 2.5) ** 2 + 0.1 * rng.random()
+
+    def fill(study: Any, n: int) -> None:
+        while len(study.trials) < n:
+            t = pool_study.ask()
+            params = space(t)
+            pool_study.tell(t, value(params))
+            study.add_trial(pool_study.trials[-1])
+
+    study = optuna.create_study(sampler=make_sampler(spec))
+    rows = []
+    for n in checkpoints:
+        fill(study, n)
+        times = []
+        for _ in range(asks):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            params = space(trial)
+            times.append(time.perf_counter() - t0)
+            study.tell(trial, value(params))
+        rows.append({"sampler": method, "finished": n, "asks": asks,
+                     "ask_ms_median": 1000 * statistics.median(times),
+                     "ask_ms_max": 1000 * max(times)})
+    return rows
+
+
+def sampled_sweep(run: Callable[[], Any], count: Callable[[], int]) -> tuple[Any, list]:
+    """Run `run` while sampling (finished trials, RSS kB) every 0.2 s."""
+    samples: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            with contextlib.suppress(Exception):
+                samples.append((count(), rss_kb()))
+            done.wait(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        out = run()
+    finally:
+        done.set()
+        thread.join()
+    samples.append((count(), rss_kb()))
+    return out, samples
+
+
+def growth(samples: list[tuple[int, int]], n: int) -> float:
+    """kB per finished trial: a linear fit over the samples past the first 10% of trials."""
+    import numpy as np
+
+    pts = [(c, r) for c, r in samples if c >= max(1, n // 10)]
+    if len({c for c, _ in pts}) < 3:
+        return math.nan
+    x, y = np.array(pts, dtype=float).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def case_scale(size: str, work: Path) -> dict[str, Any]:
+    from ray import tune
+
+    from bench import _trainables as T
+    from orchestrator import engine
+
+    tpe_at = pick(size, [20, 50], [100, 200, 300], [100, 500, 1000, 2000])
+    gp_at = pick(size, [20], [100, 200], [100, 200, 500])  # GP is capped: its fit is O(n^3)
+    asks = pick(size, 2, 5, 5)
+    rows = ask_times("tpe", tpe_at, asks) + ask_times("gp", gp_at, asks)
+    text = table(f"scale: searcher ask time vs finished trials (5-parameter digits space; GP "
+                 f"capped at {gp_at[-1]})", rows,
+                 ["sampler", "finished", "asks", "ask_ms_median", "ask_ms_max"])
+
+    n = pick(size, 10, 200, 2000)
+    uri = fresh_store(work, "scale")
+
+    def orch_count() -> int:
+        return sum(1 for led in list(engine._LEDGERS.values())
+                   for r in list(led.records.values()) if r.outcome in engine.OUTCOMES)
+
+    start = rss_kb()
+    (result, wall), samples = sampled_sweep(
+        lambda: orch_sweep(simple_spec("scale-mem", n), work=work, trainable=T.trivial, uri=uri),
+        orch_count)
+    mem = [{"system": "orch (tracking on)", "trials": n, "wall_s": wall, "rss_start_mb": start / 1024,
+            "rss_peak_mb": max(r for _, r in samples) / 1024,
+            "rss_end_mb": samples[-1][1] / 1024, "kb_per_trial": growth(samples, n)}]
+
+    stock_done = {"n": 0}
+
+    class Count(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+            stock_done["n"] += 1
+
+    from ray import tune as _tune
+
+    def stock() -> Any:
+        with ray_defaults():
+            tuner = _tune.Tuner(T.trivial, param_space={"x": _tune.uniform(0, 1)},
+                                tune_config=_tune.TuneConfig(num_samples=n, reuse_actors=True),
+                                run_config=_tune.RunConfig(storage_path=str(work / "ray-stock"),
+                                                           callbacks=[Count()]))
+            t0 = time.perf_counter()
+            tuner.fit()
+            return time.perf_counter() - t0
+
+    start = rss_kb()
+    wall, samples = sampled_sweep(stock, lambda: stock_done["n"])
+    mem.append({"system": "Ray Tune reuse_actors=True", "trials": n, "wall_s": wall,
+                "rss_start_mb": start / 1024, "rss_peak_mb": max(r for _, r in samples) / 1024,
+                "rss_end_mb": samples[-1][1] / 1024, "kb_per_trial": growth(samples, n)})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    text += "\n\n" + table(f"scale: driver memory over {n} trivial trials (RSS sampled every "
+                           f"0.2 s; growth = linear fit vs finished trials); process peak "
+                           f"{peak:.0f} MB", mem,
+                           ["system", "trials", "wall_s", "rss_start_mb", "rss_peak_mb",
+                            "rss_end_mb", "kb_per_trial"])
+    return {"ask": rows, "memory": mem, "process_peak_mb": peak, "text": text}
+
+
+# ----------------------------------------------------------------------------- entry
+
+
+RUNNERS: dict[str, Callable[[str, Path], dict[str, Any]]] = {
+    "overhead": case_overhead, "bookkeeping": case_bookkeeping, "throughput": case_throughput,
+    "tracking": case_tracking, "kfold": case_kfold, "target": case_target, "scale": case_scale,
+}
+
+
+def run_case(name: str, size: str = "default", work: Path | None = None) -> dict[str, Any]:
+    """Run one case at `size` (smoke, default, full) and return its JSON-able result."""
+    if name not in RUNNERS:
+        raise ValueError(f"unknown case {name!r}; choose one of {', '.join(CASES)} or all")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, but got {size!r}")
+    start_ray()
+    owned = work is None
+    folder = Path(tempfile.mkdtemp(prefix=f"orch-bench-{name}-")) if owned else Path(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(folder)  # Ray/orch leave no files in the repository
+    t0 = time.perf_counter()
+    try:
+        out = RUNNERS[name](size, folder)
+    finally:
+        os.chdir(cwd)
+        if owned:
+            shutil.rmtree(folder, ignore_errors=True)
+    out.update(case=name, size=size, case_wall_s=time.perf_counter() - t0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("case", choices=[*CASES, "all"])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the full size (slow)")
+    group.add_argument("--smoke", action="store_true", help="the tiny size the tests run")
+    parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<case>.json)")
+    args = parser.parse_args(argv)
+    size = "full" if args.full else "smoke" if args.smoke else "default"
+    names = list(CASES) if args.case == "all" else [args.case]
+    results: dict[str, Any] = {"machine": machine(), "size": size,
+                               "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                               "cases": {}}
+    out = args.out or ROOT / "bench" / "results" / f"{args.case}{'' if size == 'default' else '-' + size}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        res = run_case(name, size)
+        results["cases"][name] = res
+        print("\n" + res["text"] + f"\n({name}: {res['case_wall_s']:.0f} s)", flush=True)
+        out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    print(f"\nmachine: {results['machine']}\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
