@@ -127,15 +127,48 @@ def orch_sweep(spec: dict[str, Any], *, work: Path, trainable: Callable | None =
     return result, time.perf_counter() - t0
 
 
+class TrialClock:
+    """A Ray Tune callback noting when trials start and end (driver clock, like orch's ledger)."""
+
+    def __new__(cls) -> Any:
+        from ray import tune
+
+        class _Clock(tune.Callback):
+            def __init__(self) -> None:
+                self.started: list[float] = []
+                self.ended: list[float] = []
+                self.done = 0
+
+            def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+                self.started.append(time.time())
+
+            def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+                self.ended.append(time.time())
+                self.done += 1
+
+            def span(self) -> float:
+                return max(self.ended) - min(self.started) if self.ended else math.nan
+
+        return _Clock()
+
+
+def orch_span(result: Any) -> float:
+    """Seconds from the first trial's start to the last trial's end (driver clock)."""
+    starts = [r.started for r in result.records if r.started]
+    ends = [r.ended for r in result.records if r.ended]
+    return max(ends) - min(starts) if starts and ends else math.nan
+
+
 def stock_tune(fn: Callable, param_space: dict[str, Any], num_samples: int, *, work: Path,
-               **tune_config: Any) -> tuple[Any, float]:
+               clock: Any = None, **tune_config: Any) -> tuple[Any, float]:
     """Stock Ray Tune: default settings but for the ones given (and files kept in `work`)."""
     from ray import tune
 
     with ray_defaults():
         tuner = tune.Tuner(fn, param_space=param_space,
                            tune_config=tune.TuneConfig(num_samples=num_samples, **tune_config),
-                           run_config=tune.RunConfig(storage_path=str(work / "ray-stock")))
+                           run_config=tune.RunConfig(storage_path=str(work / "ray-stock"),
+                                                     callbacks=[clock] if clock else None))
         t0 = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - t0
@@ -214,10 +247,10 @@ def case_overhead(size: str, work: Path) -> dict[str, Any]:
 
     from bench import _trainables as T
 
-    n = pick(size, 5, 30, 100)
+    n = pick(size, 4, 30, 100)
     space = {"x": tune.uniform(0, 1)}
-    # Warm-up (not timed): the first Tuner of a process starts Ray's worker pool.
-    stock_tune(T.trivial, space, 2, work=work / "warm")
+    if size != "smoke":  # the first Tuner of a process starts Ray's worker pool: not timed
+        stock_tune(T.trivial, space, 2, work=work / "warm")
 
     rows: list[dict[str, Any]] = []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -226,33 +259,38 @@ def case_overhead(size: str, work: Path) -> dict[str, Any]:
     for _ in range(n):
         trial = study.ask()
         study.tell(trial, trial.suggest_float("x", 0.0, 1.0))
-    rows.append({"system": "optuna in-process (floor)", "wall_s": time.perf_counter() - t0})
+    floor = time.perf_counter() - t0
+    rows.append({"system": "optuna in-process (floor)", "wall_s": floor, "span_s": floor})
 
     uri = fresh_store(work, "overhead")
     result, wall = orch_sweep(simple_spec("overhead", n), work=work, trainable=T.trivial, uri=uri)
     rows.append({"system": "orch (tracking on, SQLite)", "wall_s": wall,
-                 "completed": result.counts["completed"]})
+                 "span_s": orch_span(result), "completed": result.counts["completed"]})
     result, wall = orch_sweep(simple_spec("overhead-off", n), work=work, trainable=T.trivial,
                               tracking=False)
     rows.append({"system": "orch (tracking off)", "wall_s": wall,
-                 "completed": result.counts["completed"]})
-    grid, wall = stock_tune(T.trivial, space, n, work=work)
-    rows.append({"system": "Ray Tune defaults", "wall_s": wall,
-                 "completed": sum(1 for r in grid if r.error is None)})
-    grid, wall = stock_tune(T.trivial, space, n, work=work, reuse_actors=True)
-    rows.append({"system": "Ray Tune reuse_actors=True", "wall_s": wall,
-                 "completed": sum(1 for r in grid if r.error is None)})
-    floor = rows[0]["wall_s"] / n
+                 "span_s": orch_span(result), "completed": result.counts["completed"]})
+    for label, extra in (("Ray Tune defaults", {}),
+                         ("Ray Tune reuse_actors=True", {"reuse_actors": True})):
+        clock = TrialClock()
+        grid, wall = stock_tune(T.trivial, space, n, work=work, clock=clock, **extra)
+        rows.append({"system": label, "wall_s": wall, "span_s": clock.span(),
+                     "completed": sum(1 for r in grid if r.error is None)})
     for row in rows:
         row["trials"] = n
         row["ms_per_trial"] = 1000 * row["wall_s"] / n
-        row["x_optuna"] = row["wall_s"] / n / floor
+        row["x_optuna"] = row["wall_s"] / floor
+        row["steady_ms_per_trial"] = 1000 * row["span_s"] / n
+        row["setup_s"] = row["wall_s"] - row["span_s"]
     cli = cli_first_trial(work)
-    text = table(f"overhead: {n} trivial trials, 2 slots (ms/trial = whole call / trials)", rows,
-                 ["system", "trials", "completed", "wall_s", "ms_per_trial", "x_optuna"])
+    text = table(f"overhead: {n} trivial trials, 2 slots. ms_per_trial = whole call / trials; "
+                 "steady = first trial start to last trial end / trials; setup = the rest",
+                 rows, ["system", "trials", "completed", "wall_s", "ms_per_trial", "x_optuna",
+                        "steady_ms_per_trial", "setup_s"])
     text += (f"\n`orch sweep` (CLI, 1 trial): first trial running {cli['to_first_trial_s']:.2f} s "
              f"after process start; process exit after {cli['process_s']:.2f} s "
-             f"(rc {cli['rc']}, {cli['ray']})")
+             f"(rc {cli['rc']}, {cli['ray']}); `import orchestrator.engine, mlflow` alone "
+             f"takes {cli['import_s']:.2f} s")
     return {"rows": rows, "cli": cli, "text": text}
 
 
@@ -282,8 +320,12 @@ def cli_first_trial(work: Path) -> dict[str, Any]:
     logs = proc.stdout + proc.stderr
     ray = ("connected to an existing Ray" if "existing" in logs.lower() and "connect" in logs.lower()
            else "started its own Ray")
+    t0 = time.time()
+    subprocess.run([sys.executable, "-c", "import orchestrator.engine, mlflow"], cwd=ROOT, env=env,
+                   capture_output=True, timeout=120, check=False)
+    import_s = time.time() - t0
     return {"to_first_trial_s": first, "process_s": process_s, "rc": proc.returncode,
-            "ray": ray, "tail": logs[-600:] if proc.returncode else ""}
+            "ray": ray, "import_s": import_s, "tail": logs[-600:] if proc.returncode else ""}
 
 
 # ----------------------------------------------------------------------------- 2 bookkeeping

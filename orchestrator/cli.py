@@ -35,8 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # messages stay whole lines (copy-paste, grep)
+err = Console(stderr=True, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (YAML, W&B sweep syntax).")]
 SetOpt = Annotated[list[str] | None, typer.Option(

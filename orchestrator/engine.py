@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -513,16 +513,24 @@ def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
     return nest(flat)
 
 
-def build_search(spec: SweepSpec) -> tuple[Any, dict[str, Any], int]:
-    """The Ray Tune search algorithm, its param_space and the number of samples."""
+def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = None
+                 ) -> tuple[Any, dict[str, Any], int]:
+    """The Ray Tune search algorithm, its param_space and the number of samples.
+
+    ``configs`` (flat, dotted keys) replaces the search: exactly these configs run,
+    after the baseline, as one grid (``orch ablate`` uses it).
+    """
     base = baseline_config(spec)
     extra = spec.baseline_repeats if base is not None else 0
-    if spec.method == "grid":
+    if spec.method == "grid" or configs is not None:
         from ray import tune
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         # One grid_search over whole configs: conditional grids are not cross products.
-        points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
+        if configs is not None:
+            points = [nest(dict(c)) for c in configs]
+        else:
+            points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
         if base is not None:
             points[:0] = [baseline_point(base, i) for i in range(spec.baseline_repeats)]
         return BasicVariantGenerator(), {GRID_KEY: tune.grid_search(points)}, 1
@@ -627,8 +635,13 @@ def run_sweep(
     storage_path: str | None = None,
     live: bool | None = None,
     spec_text: str | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
 ) -> SweepResult:
-    """Run `spec` on Ray Tune and return what happened to every trial."""
+    """Run `spec` on Ray Tune and return what happened to every trial.
+
+    ``configs`` runs exactly these flat configs (and the baseline) instead of the
+    spec's search; see :func:`build_search`.
+    """
     fn = trainable if trainable is not None else load_trainable(spec.trainable)
     ensure_ray(address)
     check_resources(spec)
@@ -656,7 +669,7 @@ def run_sweep(
         view = LiveView(spec, ledger)
         ledger.listeners.append(view)
 
-    search_alg, param_space, num_samples = build_search(spec)
+    search_alg, param_space, num_samples = build_search(spec, configs)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
                                    split_seed=cv["seed"] if cv else spec.seed, cv=cv)

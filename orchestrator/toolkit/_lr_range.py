@@ -9,8 +9,9 @@ finite): past that point the curve only says "too large".
 Reading the curve (pure functions, no torch, tested on synthetic curves):
 
 * the **suggested LR** is where the smoothed loss falls fastest against
-  ``log10(lr)`` (steepest descent), ignoring the first ``SKIP_START`` and the
-  last ``SKIP_END`` points (start-up noise, the blow-up);
+  ``log10(lr)`` (steepest descent) on the way down to its lowest point,
+  ignoring the first ``SKIP_START`` and the last ``SKIP_END`` points (start-up
+  noise, the blow-up);
 * the **suggested range** for a log-uniform search is
   ``[suggested / 10, min(3 × suggested, lr_at_min)]``: a decade below the
   steepest point, up to 3× above it but never past the LR of the lowest
@@ -115,10 +116,13 @@ def suggest_lr(lrs: Any, smoothed: Any, *, skip_start: int = SKIP_START,
     if hi - lo < 3:  # too short to skip anything
         lo, hi = 0, len(lrs)
     x, y = np.log10(lrs[lo:hi]), smoothed[lo:hi]
-    slope = np.gradient(y, x)
+    lowest = int(np.argmin(y))
+    # The descent that matters leads to the lowest loss; what follows it is the
+    # blow-up, whose wobbles can fall steeply too when the test never hit the stop.
+    end = lowest + 1 if lowest >= 2 else len(y)
+    slope = np.gradient(y[:end], x[:end])
     steepest = float(lrs[lo + int(np.argmin(slope))])
-    at_min = float(lrs[lo + int(np.argmin(y))])
-    return steepest, at_min
+    return steepest, float(lrs[lo + lowest])
 
 
 def suggest_range(suggested: float, lr_at_min: float) -> tuple[float, float]:
