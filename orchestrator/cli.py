@@ -132,7 +132,8 @@ def sweep(
         out.print(f"[bold]{s.name}[/]: {s.method} over {len(s.searched)} parameter(s), "
                   f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, metric "
                   f"{s.metric.name} ({s.metric.goal}); each trial cpu={s.resources.cpu:g} "
-                  f"gpu={s.resources.gpu:g}", highlight=False)
+                  f"gpu={'auto' if s.resources.gpu is None else format(s.resources.gpu, 'g')}",
+                  highlight=False)
         for i, cfg in enumerate(_preview(s), 1):
             out.print(f"  config {i}: {cfg}", highlight=False, markup=False)
         return

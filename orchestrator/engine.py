@@ -60,7 +60,7 @@ DEFAULT_STORAGE = "orch_results"  # folder (under the working directory) for Ray
 ROLE_KEY = "__orch_role"  # marks the baseline trial's config; removed before the trainable runs
 REPEAT_KEY = "__orch_repeat"  # which baseline repeat: enters the trial seed, then removed
 GRID_KEY = "__orch_config"  # grid: one grid_search over whole configs (conditionals included)
-INTERRUPT_GRACE_S = 30  # seconds Ray gets to stop trials after Ctrl-C before we give up waiting
+CHECKPOINTS_KEPT = 2  # per trial: the latest and one before it, in case the latest is corrupt
 
 # Keys Ray Tune adds to every result: not the trainable's metrics.
 RAY_RESULT_KEYS = frozenset({
@@ -599,12 +599,23 @@ def ensure_ray(address: str | None) -> None:
     ray.init(**kwargs)
 
 
-def check_resources(spec: SweepSpec) -> None:
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    """Each trial's CPUs and GPUs; an unset `gpu` means one GPU where the cluster has any,
+    so a single-GPU machine is used without flags."""
+    import ray
+
+    gpu = spec.resources.gpu
+    if gpu is None:
+        gpu = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    return {"cpu": spec.resources.cpu, "gpu": gpu}
+
+
+def check_resources(spec: SweepSpec, resources: Mapping[str, float]) -> None:
     """Fail before any trial when no node could ever run one (never wait forever)."""
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    need = {"CPU": resources["cpu"], "GPU": resources["gpu"]}
     if any(all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)
            for n in nodes):
         return
@@ -612,7 +623,7 @@ def check_resources(spec: SweepSpec) -> None:
         f"{n.get('NodeManagerAddress', '?')}: cpu={n['Resources'].get('CPU', 0):g} "
         f"gpu={n['Resources'].get('GPU', 0):g}" for n in nodes) or "no nodes"
     raise ResourceError(
-        f"each trial asks for cpu={spec.resources.cpu:g}, gpu={spec.resources.gpu:g} "
+        f"each trial asks for cpu={need['CPU']:g}, gpu={need['GPU']:g} "
         f"(`resources:`), but no node has that much; nodes: {have}. Lower `resources`, "
         "or add a node that has them."
     )
@@ -644,7 +655,8 @@ def run_sweep(
     """
     fn = trainable if trainable is not None else load_trainable(spec.trainable)
     ensure_ray(address)
-    check_resources(spec)
+    resources = trial_resources(spec)
+    check_resources(spec, resources)
 
     from ray import tune
 
@@ -673,7 +685,6 @@ def run_sweep(
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
                                    split_seed=cv["seed"] if cv else spec.seed, cv=cv)
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     tuner = tune.Tuner(
         tune.with_resources(trial_fn, resources),
         param_space=param_space,
@@ -693,6 +704,7 @@ def run_sweep(
             stop=Guard(sweep_id),
             callbacks=[TuneCallback(sweep_id)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
             verbose=0,
             log_to_file=False,
         ),

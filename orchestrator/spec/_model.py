@@ -113,8 +113,10 @@ class EarlyTerminate:
 
 @dataclass(frozen=True)
 class Resources:
+    """Per trial. ``gpu=None`` (not set): one GPU per trial where the cluster has GPUs, else none."""
+
     cpu: float = 1.0
-    gpu: float = 0.0
+    gpu: float | None = None
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class _EarlyTerminateModel(BaseModel):
 class _ResourcesModel(BaseModel):
     model_config = _STRICT
     cpu: float = 1.0
-    gpu: float = 0.0
+    gpu: float | None = None
 
 
 class _CVModel(BaseModel):
@@ -674,9 +674,9 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
             rm = _ResourcesModel.model_validate(top.resources)
             if rm.cpu <= 0:
                 issues.add("resources.cpu", f"must be > 0, got {rm.cpu:g}", "e.g. cpu: 1")
-            if rm.gpu < 0:
+            if rm.gpu is not None and rm.gpu < 0:
                 issues.add("resources.gpu", f"must be >= 0, got {rm.gpu:g}", "e.g. gpu: 0.25")
-            if 1 < rm.gpu and not float(rm.gpu).is_integer():
+            if rm.gpu is not None and 1 < rm.gpu and not float(rm.gpu).is_integer():
                 issues.add("resources.gpu", f"a fraction above 1 GPU cannot be placed, got "
                            f"{rm.gpu:g}", "use a fraction <= 1 or a whole number")
             resources = Resources(cpu=rm.cpu, gpu=rm.gpu)

@@ -158,7 +158,7 @@ class Recorder:
             "target": spec.metric.target, "run_cap": spec.run_cap, "seed": spec.seed,
             "trainable": spec.trainable, "scheduler": spec.scheduler_name,
             "max_concurrent": spec.max_concurrent, "max_failures": spec.max_failures,
-            "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
+            "resources.cpu": spec.resources.cpu, "resources.gpu": "auto" if spec.resources.gpu is None else spec.resources.gpu,
             "cv.folds": spec.cv.folds if spec.cv else None,
         }
         if spec.early_terminate is not None:

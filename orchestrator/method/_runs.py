@@ -1,0 +1,302 @@
+"""Working with recorded runs: ``orch note``, ``orch compare`` and ``orch reproduce``.
+
+All three read (and ``note`` writes) the MLflow store through ``MlflowClient``;
+a run is named by its MLflow run id or its ``orch.trial_id``, a sweep as
+:func:`orchestrator.tracking._review.find_sweep` accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import TrackingError
+
+__all__ = ["NOTE_PREFIX", "Reproduction", "RunComparison", "add_note", "compare_runs",
+           "find_run", "notes_of", "reproduce", "sweep_spec"]
+
+NOTE_PREFIX = "orch.note."  # orch.note.1, orch.note.2 ... on the sweep's parent run
+NOTE_SEPARATOR = "\n\n---\n"  # between notes appended to mlflow.note.content
+DEFAULT_TOLERANCE = 1e-6  # relative: CPU training with the same seed repeats exactly
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _client(tracking_uri: str) -> Any:
+    from orchestrator.tracking._review import _client as review_client
+
+    return review_client(tracking_uri)
+
+
+def find_run(ref: str, *, tracking_uri: str) -> Any:
+    """The MLflow run ``ref`` names: a run id, else a unique ``orch.trial_id``."""
+    client = _client(tracking_uri)
+    ref = (ref or "").strip()
+    if _RUN_ID_RE.match(ref):
+        try:
+            return client.get_run(ref)
+        except Exception:  # noqa: BLE001 - fall through to the trial id lookup
+            pass
+    from orchestrator.tracking._review import _experiments, _search
+
+    exps = list(_experiments(client, tracking_uri))
+    safe = ref.replace("'", "")
+    hits = list(_search(client, tracking_uri, exps, f"tags.`orch.trial_id` = '{safe}'"))
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        ids = ", ".join(h.info.run_id for h in hits[:5])
+        raise TrackingError(f"trial id {ref!r} names {len(hits)} runs in {tracking_uri} "
+                            f"({ids}); pass the MLflow run id instead")
+    raise TrackingError(f"no run {ref!r} in {tracking_uri}: neither an MLflow run id nor an "
+                        "orch.trial_id of a recorded trial; list them with `orch export`")
+
+
+def sweep_spec(parent_run_id: str, *, tracking_uri: str) -> Any:
+    """The spec a sweep was run with, from its ``spec.yaml`` artifact (None if absent)."""
+    from orchestrator.spec import load_spec
+
+    client = _client(tracking_uri)
+    folder = tempfile.mkdtemp(prefix="orch-spec-")
+    try:
+        path = client.download_artifacts(parent_run_id, "spec.yaml", folder)
+    except Exception:  # noqa: BLE001 - a sweep recorded without its spec
+        return None
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return load_spec(text if "\n" in text else text + "\n")
+    except Exception:  # noqa: BLE001 - e.g. a trainable passed as a function
+        try:
+            import yaml
+
+            data = yaml.safe_load(text)
+            return load_spec(data, trainable=data.get("trainable") or "unknown:unknown")
+        except Exception:  # noqa: BLE001
+            return None
+
+
+# --------------------------------------------------------------------------- note
+
+
+def notes_of(tags: dict[str, str]) -> list[str]:
+    """The notes on a parent run, oldest first."""
+    found = []
+    for key, value in tags.items():
+        if key.startswith(NOTE_PREFIX) and key[len(NOTE_PREFIX):].isdigit():
+            found.append((int(key[len(NOTE_PREFIX):]), value))
+    return [v for _, v in sorted(found)]
+
+
+def add_note(sweep_ref: str, text: str, *, tracking_uri: str) -> int:
+    """Add a reflection note to a sweep; returns its number.
+
+    Stored as tag ``orch.note.<n>`` on the parent run and appended to MLflow's
+    ``mlflow.note.content`` (the run's description in the MLflow UI).
+    """
+    from orchestrator.tracking._review import find_sweep
+
+    text = (text or "").strip()
+    if not text:
+        raise TrackingError("a note needs text: orch note SWEEP \"what I learned\"")
+    sweep = find_sweep(sweep_ref, tracking_uri=tracking_uri)
+    client = _client(tracking_uri)
+    tags = client.get_run(sweep.parent_run_id).data.tags
+    n = len(notes_of(tags)) + 1
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    client.set_tag(sweep.parent_run_id, f"{NOTE_PREFIX}{n}", text[:5000])
+    old = tags.get("mlflow.note.content", "")
+    new = f"{old}{NOTE_SEPARATOR if old else ''}**Note {n}** ({stamp} UTC): {text}"
+    client.set_tag(sweep.parent_run_id, "mlflow.note.content", new[-7000:])
+    return n
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Two runs side by side: what differs in config, metrics and split."""
+
+    run_a: str
+    run_b: str
+    config_diff: dict[str, tuple[Any, Any]]  # only keys whose values differ
+    metric_diff: dict[str, tuple[float | None, float | None, float | None]]  # a, b, b - a
+    fingerprint_a: str | None
+    fingerprint_b: str | None
+
+    @property
+    def same_split(self) -> bool | None:
+        """True/False when both runs carry a split fingerprint, else None (unknown)."""
+        if not self.fingerprint_a or not self.fingerprint_b:
+            return None
+        return self.fingerprint_a == self.fingerprint_b
+
+
+COMPARED_METRICS = ("val_loss", "val_acc", "train_loss")  # shown first when present
+
+
+def compare_runs(ref_a: str, ref_b: str, *, tracking_uri: str) -> RunComparison:
+    """Config and metric differences of two runs, and whether their splits match."""
+    a, b = find_run(ref_a, tracking_uri=tracking_uri), find_run(ref_b, tracking_uri=tracking_uri)
+    pa, pb = a.data.params, b.data.params
+    config = {k: (pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))
+              if pa.get(k) != pb.get(k)}
+    ma, mb = a.data.metrics, b.data.metrics
+    keys = [k for k in COMPARED_METRICS if k in ma or k in mb]
+    keys += sorted(k for k in set(ma) | set(mb) if k not in keys and "_fold" not in k)
+    metrics = {}
+    for k in keys:
+        va, vb = ma.get(k), mb.get(k)
+        metrics[k] = (va, vb, vb - va if va is not None and vb is not None else None)
+    return RunComparison(run_a=a.info.run_id, run_b=b.info.run_id, config_diff=config,
+                         metric_diff=metrics,
+                         fingerprint_a=a.data.tags.get("orch.split_fingerprint"),
+                         fingerprint_b=b.data.tags.get("orch.split_fingerprint"))
+
+
+# --------------------------------------------------------------------------- reproduce
+
+
+@dataclass
+class Reproduction:
+    """A recorded trial run again: its recorded and reproduced metric, and the verdict."""
+
+    run_id: str
+    metric: str
+    epoch: int
+    recorded: float | None
+    reproduced: float | None
+    tolerance: float
+    seed: int
+    config: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rel_error(self) -> float | None:
+        if self.recorded is None or self.reproduced is None:
+            return None
+        scale = max(abs(self.recorded), abs(self.reproduced), 1e-12)
+        return abs(self.reproduced - self.recorded) / scale
+
+    @property
+    def matches(self) -> bool:
+        err = self.rel_error
+        return err is not None and err <= self.tolerance
+
+
+def _typed(value: str, param: Any | None) -> Any:
+    """An MLflow param string back to the config value (via the spec when known)."""
+    if param is not None and param.distribution == "categorical":
+        for v in param.values:
+            shown = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+            if shown == value:
+                return v
+    if param is not None and param.is_constant:
+        v = param.value
+        shown = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+        if shown == value:
+            return v
+    if value == "None":
+        return None
+    import yaml
+
+    try:
+        out = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if param is not None and param.distribution not in ("categorical", "constant") and \
+            isinstance(out, int) and not isinstance(out, bool) and \
+            param.distribution not in ("int_uniform",) and not param.distribution.startswith("q_"):
+        return float(out)
+    return out
+
+
+class _StopAt(list):
+    """A report sink that ends the trainable once the recorded epoch is reached."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if len(self) >= self.epoch:
+            raise _Reached()
+
+
+class _Reached(BaseException):
+    """Raised by :class:`_StopAt` (a BaseException so user code's ``except Exception``
+    cannot swallow it, as Ray's own stop signal)."""
+
+
+def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOLERANCE,
+              trainable: Any = None) -> Reproduction:
+    """Run one recorded trial again, in this process, and compare its metric.
+
+    The config comes from the run's params (typed through the sweep's spec),
+    the seed from its ``orch.seed`` tag (what :func:`engine.make_trial_function`
+    derived), the split from the sweep's ``cv:`` and seed. The trial stops at the
+    epoch it was recorded to (early-stopped trials too). Warns when the code's git
+    commit differs from the recorded one, or either tree is dirty.
+    """
+    from orchestrator._context import capture_reports
+    from orchestrator._trainable import load_trainable
+    from orchestrator.space import nest
+    from orchestrator.tracking._recorder import _git_state
+
+    run = find_run(run_ref, tracking_uri=tracking_uri)
+    tags = run.data.tags
+    warnings: list[str] = []
+    parent = tags.get("mlflow.parentRunId")
+    spec = sweep_spec(parent, tracking_uri=tracking_uri) if parent else None
+    client = _client(tracking_uri)
+    parent_tags = client.get_run(parent).data.tags if parent else {}
+    metric = parent_tags.get("orch.metric") or (spec.metric.name if spec else "")
+    if not metric:
+        raise TrackingError(f"run {run.info.run_id} belongs to no recorded sweep with a metric; "
+                            "reproduce runs trials of orch sweeps")
+    if "orch.seed" not in tags:
+        raise TrackingError(f"run {run.info.run_id} has no orch.seed tag (recorded before its "
+                            "first report?); it cannot be reproduced exactly")
+    seed = int(tags["orch.seed"])
+    params = {p.name: p for p in spec.parameters} if spec else {}
+    config = nest({k: _typed(v, params.get(k)) for k, v in run.data.params.items()})
+    if spec is None:
+        warnings.append("the sweep's spec.yaml artifact is missing: config types guessed, "
+                        "no K-fold settings")
+    cv = spec.cv.as_dict(spec.seed) if spec and spec.cv else None
+    sweep_seed = int(parent_tags.get("orch.seed", spec.seed if spec else 0))
+    split = cv["seed"] if cv else sweep_seed
+    commit, dirty = _git_state(os.getcwd())
+    was = tags.get("orch.git_commit", "")
+    if was and commit and was != commit:
+        warnings.append(f"code differs: recorded at commit {was[:12]}, now {commit[:12]}")
+    if tags.get("orch.git_dirty") == "true":
+        warnings.append("the recorded run's working tree had uncommitted changes")
+    if dirty == "true":
+        warnings.append("this working tree has uncommitted changes")
+    history = client.get_metric_history(run.info.run_id, metric)
+    last = max(history, key=lambda m: (m.step, m.timestamp)) if history else None
+    epoch = int(last.step) if last is not None else 0
+    fn = trainable if trainable is not None else load_trainable(
+        spec.trainable if spec else tags.get("orch.trainable", ""))
+    with capture_reports(metric=metric, seed=seed, split_seed=split, cv=cv) as got:
+        sink = _StopAt(epoch) if epoch > 0 else []
+        got.context.sink = sink
+        try:
+            fn(dict(config))
+        except _Reached:
+            pass
+    row = next((r for r in sink if int(r.get("epoch", -1)) == epoch), sink[-1] if sink else None)
+    value = row.get(metric) if row else None
+    reproduced = float(value) if value is not None and math.isfinite(float(value)) else None
+    return Reproduction(run_id=run.info.run_id, metric=metric, epoch=epoch,
+                        recorded=float(last.value) if last is not None else None,
+                        reproduced=reproduced, tolerance=tolerance, seed=seed, config=config,
+                        warnings=warnings)
