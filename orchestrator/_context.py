@@ -1,9 +1,15 @@
-"""What a running trial sees: :func:`report`, :func:`artifact_dir`, :func:`trial_seed`.
+"""What a running trial sees: :func:`report`, :func:`load_checkpoint`, :func:`artifact_dir`,
+:func:`trial_seed`.
 
 A trainable is a plain function of ``config``. Inside a sweep its reports go
 to Ray Tune; outside one (a unit test, a benchmark, ``orch lr-find``) they go to
 whatever :func:`capture_reports` collects them into, so the same trainable runs
 everywhere unchanged. Ray is imported only when a report is actually sent to it.
+
+Checkpoints follow the same path: ``report(metrics, checkpoint=state)`` hands
+the state to Ray Tune (which keeps the last few, and gives the latest back
+through :func:`load_checkpoint` when it retries a failed trial), or to the
+capture, where a test can resume from it with ``capture_reports(resume_from=...)``.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator._checkpoint import CheckpointUnreadable, load_state, save_state, snapshot
 from orchestrator.errors import MetricMissingError, NonFiniteMetricError
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "current_trial",
     "cv_settings",
     "derive_seed",
+    "load_checkpoint",
     "report",
     "set_tag",
     "split_seed",
@@ -48,6 +58,8 @@ class TrialContext:
     sink: list[dict[str, Any]] | None = None  # None: send to Ray Tune
     reports: int = 0
     pending_tags: dict[str, str] = field(default_factory=dict)
+    checkpoints: list[Any] | None = None  # with a sink: every checkpoint reported, in order
+    resume_from: dict[str, Any] | None = None  # with a sink: what load_checkpoint() returns
 
 
 _CURRENT: TrialContext | None = None
@@ -159,30 +171,142 @@ def report(metrics: Mapping[str, Any], *, checkpoint: Any = None) -> None:
 
     The sweep's metric must be present and finite; a NaN or infinite value
     ends the trial as failed (it is never promoted, never the best).
+
+    ``checkpoint`` saves the trial's state with this report, so that a trial
+    Ray Tune restarts after a failure (``max_failures``) can carry on from it
+    through :func:`load_checkpoint`. Pass a mapping of state (tensors,
+    ``state_dict()`` s, numpy arrays, plain Python): it is written with
+    ``torch.save`` into a fresh folder that Ray copies into the trial's storage.
+    A ``ray.tune.Checkpoint`` is passed to Ray unchanged.
+
+    >>> with capture_reports() as got:
+    ...     report({"epoch": 1}, checkpoint={"epoch": 1, "weights": [0.5, 0.25]})
+    >>> got.checkpoint
+    {'epoch': 1, 'weights': [0.5, 0.25]}
     """
     ctx = _CURRENT
     metrics = dict(metrics)
     _check(metrics, ctx)
+    if checkpoint is not None and not isinstance(checkpoint, Mapping):
+        _check_ray_checkpoint(checkpoint)
     if ctx is not None:
         ctx.reports += 1
         if ctx.pending_tags:
             metrics[TAGS_KEY] = {**metrics.get(TAGS_KEY, {}), **ctx.pending_tags}
             ctx.pending_tags = {}
         if ctx.sink is not None:
+            if checkpoint is not None:
+                if ctx.checkpoints is None:
+                    ctx.checkpoints = []
+                ctx.checkpoints.append(
+                    snapshot(checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+                )
             ctx.sink.append(metrics)
             return
     import ray.tune
 
-    ray.tune.report(metrics, checkpoint=checkpoint)
+    if not isinstance(checkpoint, Mapping):
+        ray.tune.report(metrics, checkpoint=checkpoint)
+        return
+    with tempfile.TemporaryDirectory(prefix="orch-ckpt-") as folder:
+        save_state(checkpoint, folder)
+        # Ray copies the folder into the trial's storage before report() returns.
+        ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(folder))
+
+
+def _check_ray_checkpoint(checkpoint: Any) -> None:
+    ray_checkpoint = None
+    if "ray" in sys.modules:  # a ray Checkpoint can only exist once Ray is imported
+        from ray.train import Checkpoint as ray_checkpoint
+    if ray_checkpoint is None or not isinstance(checkpoint, ray_checkpoint):
+        raise TypeError(
+            "`checkpoint` must be a mapping of state (e.g. {'model': model.state_dict()}) "
+            f"or a ray.tune.Checkpoint, but got {type(checkpoint).__name__}"
+        )
+
+
+def load_checkpoint() -> dict[str, Any] | None:
+    """The state last saved with ``report(..., checkpoint=state)``, to resume from; else None.
+
+    In a trial that Ray Tune restarted after a failure, this is the trial's
+    latest checkpoint; in a fresh trial, None. A checkpoint that cannot be read
+    (deleted, truncated, corrupt) gives None too, after a warning naming the
+    trial and the problem: the trial then restarts from scratch instead of
+    failing again. The problem is also tagged on the trial's run as
+    ``orch.checkpoint_problem``. Under ``capture_reports(resume_from=state)``
+    it returns ``state``:
+
+    >>> from orchestrator import capture_reports, load_checkpoint
+    >>> with capture_reports(resume_from={"epoch": 2}):
+    ...     load_checkpoint()
+    {'epoch': 2}
+
+    A trainable resumes like this::
+
+        state = orchestrator.load_checkpoint()
+        start = state["epoch"] + 1 if state else 1
+        if state:
+            model.load_state_dict(state["model"])
+        for epoch in range(start, epochs + 1):
+            ...
+            orchestrator.report({"epoch": epoch, "loss": loss},
+                                checkpoint={"epoch": epoch, "model": model.state_dict()})
+    """
+    ctx = _CURRENT
+    if ctx is not None and ctx.sink is not None:
+        return ctx.resume_from
+    if "ray" not in sys.modules:  # not inside a Ray Tune trial
+        return None
+    import ray.tune
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Ray warns when called outside a trial; None is the answer
+        checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    where = getattr(checkpoint, "path", None) or str(checkpoint)
+    try:
+        with checkpoint.as_directory() as folder:
+            return load_state(folder)
+    except Exception as exc:  # CheckpointUnreadable, or the storage lost the folder
+        problem = str(exc) if isinstance(exc, CheckpointUnreadable) else (
+            f"{type(exc).__name__}: {exc}")
+        _checkpoint_problem(f"checkpoint {where}: {problem}")
+        return None
+
+
+def _trial_name() -> str:
+    try:
+        import ray.tune
+
+        return str(ray.tune.get_context().get_trial_name() or "?")
+    except Exception:  # outside a trial
+        return "?"
+
+
+def _checkpoint_problem(problem: str) -> None:
+    message = f"trial {_trial_name()}: {problem}; restarting from scratch"
+    set_tag("checkpoint_problem", message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 @dataclass
 class CapturedReports:
-    """What :func:`capture_reports` collected."""
+    """What :func:`capture_reports` collected.
+
+    ``checkpoints`` holds every checkpoint reported, in order, each as
+    :func:`load_checkpoint` would return it after a restart (written and read
+    back); ``checkpoint`` is the latest, or None.
+    """
 
     reports: list[dict[str, Any]]
     artifacts: Path
     context: TrialContext
+    checkpoints: list[Any] = field(default_factory=list)
+
+    @property
+    def checkpoint(self) -> Any:
+        return self.checkpoints[-1] if self.checkpoints else None
 
 
 @contextlib.contextmanager
@@ -193,6 +317,7 @@ def capture_reports(
     split_seed: int = 0,
     cv: dict[str, Any] | None = None,
     artifacts: str | os.PathLike[str] | None = None,
+    resume_from: Mapping[str, Any] | None = None,
 ) -> Iterator[CapturedReports]:
     """Run a trainable outside a sweep and collect what it reports.
 
@@ -202,11 +327,18 @@ def capture_reports(
     ...     digits_mlp({"epochs": 2})
     >>> len(got.reports)                                           # doctest: +SKIP
     2
+
+    ``resume_from`` is what :func:`load_checkpoint` returns inside, as if Ray
+    had restarted the trial from that checkpoint (e.g. ``got.checkpoints[1]``
+    of an earlier capture).
     """
     folder = Path(artifacts) if artifacts is not None else Path(tempfile.mkdtemp(prefix="orch-"))
     sink: list[dict[str, Any]] = []
+    checkpoints: list[Any] = []
     ctx = TrialContext(
-        metric=metric, seed=seed, split_seed=split_seed, cv=cv, artifacts=folder, sink=sink
+        metric=metric, seed=seed, split_seed=split_seed, cv=cv, artifacts=folder, sink=sink,
+        checkpoints=checkpoints, resume_from=dict(resume_from) if resume_from is not None else None,
     )
     with _activate(ctx):
-        yield CapturedReports(reports=sink, artifacts=folder, context=ctx)
+        yield CapturedReports(reports=sink, artifacts=folder, context=ctx,
+                              checkpoints=checkpoints)

@@ -50,5 +50,9 @@ def sweep(
             text = Path(str(spec)).read_text(encoding="utf-8")
         loaded = load_spec(spec, overrides=merged,
                            trainable=_reference(trainable) if trainable is not None else None)
+    from orchestrator.method import resolve_placeholders
+
+    loaded = resolve_placeholders(loaded, trainable=trainable, tracking_uri=tracking_uri,
+                                  tracking=tracking)  # `from: lr_find` → LR range test
     return run_sweep(loaded, trainable=trainable, address=address, tracking_uri=tracking_uri,
                      tracking=tracking, storage_path=storage_path, live=live, spec_text=text)

@@ -8,6 +8,7 @@ be imported); 3 the sweep ran but some trials failed; 4 another orch error
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -118,10 +119,24 @@ def sweep(
         "--dry-run", help="Validate and show the plan and a few configs; run nothing.")] = False,
     live: Annotated[bool | None, typer.Option(
         "--live/--no-live", help="Live table of trials (default: on in a terminal).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue this spec's newest interrupted sweep: finished trials are "
+        "kept, unfinished ones continue from their last checkpoint.")] = False,
 ) -> None:
     """Run a sweep: Ray Tune trials, searched by the spec's method, recorded in MLflow."""
+    from orchestrator.method import resolve_placeholders
+
+    if resume:
+        try:
+            current = _load(spec, set_)
+        except (SpecError, TrainableImportError) as exc:
+            raise _fail(exc, EXIT_INVALID) from None
+        _resume(None, current, tracking_uri=tracking_uri, address=address, live=live)
+        return
     try:
         s = _load(spec, set_)
+        s = resolve_placeholders(s, tracking_uri=tracking_uri, tracking=not no_tracking,
+                                 preview=dry_run)  # `from: lr_find` → LR range test
     except (SpecError, TrainableImportError) as exc:
         raise _fail(exc, EXIT_INVALID) from None
     for note in s.notes:
@@ -154,8 +169,85 @@ def sweep(
         raise typer.Exit(EXIT_TRIALS_FAILED)
 
 
+def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address: str | None,
+            live: bool | None) -> None:
+    """Find an interrupted sweep (by reference, or the spec's newest), check the spec is
+    unchanged, and continue it."""
+    import difflib
+    import json
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from orchestrator.engine import Resume, run_sweep
+    from orchestrator.spec import load_spec
+    from orchestrator.tracking import EFFECTIVE_SPEC, resolve_tracking_uri
+    from orchestrator.tracking._review import find_sweep, list_sweeps
+
+    uri = resolve_tracking_uri(tracking_uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        if ref is not None:
+            sw = find_sweep(ref, tracking_uri=uri)
+        else:
+            found = [x for x in list_sweeps(tracking_uri=uri)
+                     if x.name == current.name and x.status != "finished"]
+            if not found:
+                raise OrchError(f"no interrupted sweep named {current.name!r} in {uri}; "
+                                "run it without --resume")
+            sw = found[0]
+        if sw.status == "finished":
+            raise OrchError(f"sweep {sw.sweep_id} finished; nothing to resume")
+        client = MlflowClient(uri)
+        path = client.get_run(sw.parent_run_id).data.tags.get("orch.storage", "")
+        if not path or not Path(path).exists():
+            raise OrchError(f"sweep {sw.sweep_id}: its Ray Tune folder {path or '(unknown)'} "
+                            "is gone, so its trials cannot be restored")
+        with tempfile.TemporaryDirectory() as tmp:
+            stored = json.loads(Path(client.download_artifacts(
+                sw.parent_run_id, EFFECTIVE_SPEC, tmp)).read_text())
+    except OrchError as exc:
+        raise _fail(exc, EXIT_ERROR) from None
+    if current is not None and current.raw != stored:
+        def dump(d: Any) -> list[str]:
+            return json.dumps(d, indent=2, sort_keys=True, default=str).splitlines()
+
+        diff = "\n".join(difflib.unified_diff(dump(stored), dump(current.raw),
+                                               "recorded spec", "this spec", lineterm=""))
+        err.print(f"[bold red]refused:[/] the spec changed since sweep {sw.sweep_id} started; "
+                  "a resumed sweep must run the same spec. Difference:", highlight=False)
+        err.print(diff, markup=False, highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    spec = load_spec(stored)
+    out.print(f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}", highlight=False)
+    try:
+        result = run_sweep(spec, address=address, tracking_uri=uri, live=live,
+                           resume=Resume(sweep_id=sw.sweep_id, experiment_path=path,
+                                         parent_run_id=sw.parent_run_id))
+    except OrchError as exc:
+        raise _fail(exc, EXIT_ERROR) from None
+    print_summary(result)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.counts["failed"]:
+        raise typer.Exit(EXIT_TRIALS_FAILED)
+
+
+@app.command("resume")
+def resume_cmd(
+    sweep_ref: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep id, prefix or name.")],
+    tracking_uri: TrackingOpt = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+) -> None:
+    """Continue an interrupted sweep (driver killed, Ctrl-C): nothing finished runs again."""
+    _resume(sweep_ref, None, tracking_uri=tracking_uri, address=address, live=live)
+
+
 def print_summary(result: Any) -> None:
     """The end-of-sweep summary: best trial, counts, baseline, failures, where records are."""
+    from orchestrator.method._cli import print_verdict
+
     s, metric = result.spec, result.metric
     counts = result.counts
     out.print()
@@ -171,6 +263,7 @@ def print_summary(result: Any) -> None:
         out.print(f"best config: {best.config}", highlight=False, markup=False)
     else:
         out.print(f"[red]no trial finished with a finite {metric}[/]")
+    print_verdict(result)  # hypothesis verdict: confirmed / refuted / inconclusive
     base = result.baseline
     if base is not None and base.value(metric) is not None:
         delta = (best.value(metric) - base.value(metric)) if best is not None else None
@@ -276,6 +369,7 @@ def ui(
 
 
 # Further command groups register themselves on `app` here (one import line each).
+from orchestrator.method._cli import register as _register_method; _register_method(app)  # noqa: E402,E702
 
 
 def main() -> None:

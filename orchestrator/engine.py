@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle  # nosec B403 - Ray Tune's own searcher checkpoints are pickles
 import signal
 import socket
 import sys
@@ -37,6 +38,9 @@ def _driver_env() -> None:
     # Trainables open data relative to where `orch` was started, as users expect.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Save the experiment state at most 1 s apart (Ray's "auto" waits >= 10 s): a resumed
+    # sweep must know every trial that was started, or it runs more than the budget.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
 
 _driver_env()
@@ -276,6 +280,8 @@ class Ledger:
         self.lock = threading.Lock()
         self.target_reached = False
         self.listeners: list[Any] = []
+        self.prior_outcomes: dict[str, str] = {}
+        self.adopted = False
         from orchestrator.diagnosis import diagnose
 
         self._diagnose = diagnose
@@ -290,6 +296,23 @@ class Ledger:
         return rec
 
     # -- Tune callback hooks (called by _TuneCallback) --
+    def adopt(self, trials: list[Any]) -> None:
+        """Take in trials that finished before a resumed sweep was interrupted."""
+        for trial in trials:
+            if trial.trial_id in self.records or trial.status not in ("TERMINATED", "ERROR"):
+                continue
+            rec = self.record(trial)
+            rec.history = [_numeric(trial.last_result)] if trial.last_result else []
+            prior = self.prior_outcomes.get(trial.trial_id, "")
+            if prior in OUTCOMES:
+                rec.outcome = prior
+            else:
+                rec.outcome = "failed" if trial.status == "ERROR" else "completed"
+            if rec.outcome == "failed" and not rec.error:
+                rec.error = "failed before the sweep was resumed"
+            rec.ended = rec.started = rec.started or time.time()
+            self._emit("trial_adopted", rec)
+
     def on_trial_start(self, trial: Any) -> None:
         rec = self.record(trial)
         if rec.started is None:
@@ -443,6 +466,12 @@ class TuneCallback(Callback):
     def ledger(self) -> Ledger:
         return _LEDGERS[self.sweep_id]
 
+    def on_step_begin(self, iteration, trials, **info):  # type: ignore[no-untyped-def]
+        ledger = self.ledger
+        if not ledger.adopted:  # first step: trials restored from an interrupted sweep
+            ledger.adopted = True
+            ledger.adopt(trials)
+
     def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         self.ledger.on_trial_start(trial)
 
@@ -491,10 +520,26 @@ class BaselineFirst(Searcher):
             self.inner.on_trial_complete(trial_id, result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
-        self.inner.save(checkpoint_path)
+        # Ray restores a searcher from this one file: keep which trials were the
+        # baseline beside the wrapped searcher's own state, or a resumed sweep would
+        # run the baseline again.
+        inner_path = f"{checkpoint_path}.inner"
+        self.inner.save(inner_path)
+        inner = Path(inner_path).read_bytes()
+        os.remove(inner_path)
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"baseline_trials": self.baseline_trials, "inner": inner}, f)
 
     def restore(self, checkpoint_path: str) -> None:
-        self.inner.restore(checkpoint_path)
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)  # nosec B301 - a file this class wrote into the sweep folder
+        self.baseline_trials = list(state["baseline_trials"])
+        inner_path = f"{checkpoint_path}.inner"
+        Path(inner_path).write_bytes(state["inner"])
+        try:
+            self.inner.restore(inner_path)
+        finally:
+            os.remove(inner_path)
 
 
 def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -636,6 +681,15 @@ def new_sweep_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where an interrupted sweep lives: its id, its Ray Tune folder and its MLflow parent run."""
+
+    sweep_id: str
+    experiment_path: str
+    parent_run_id: str | None = None
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -647,11 +701,15 @@ def run_sweep(
     live: bool | None = None,
     spec_text: str | None = None,
     configs: Sequence[Mapping[str, Any]] | None = None,
+    resume: Resume | None = None,
 ) -> SweepResult:
     """Run `spec` on Ray Tune and return what happened to every trial.
 
     ``configs`` runs exactly these flat configs (and the baseline) instead of the
-    spec's search; see :func:`build_search`.
+    spec's search; see :func:`build_search`. ``resume`` continues an interrupted
+    sweep: Ray Tune restores its trials (finished ones are not run again,
+    unfinished ones continue from their last checkpoint) and the recorder reuses
+    its MLflow runs.
     """
     fn = trainable if trainable is not None else load_trainable(spec.trainable)
     ensure_ray(address)
@@ -660,8 +718,11 @@ def run_sweep(
 
     from ray import tune
 
-    sweep_id = new_sweep_id()
+    sweep_id = resume.sweep_id if resume else new_sweep_id()
     storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
+    if resume is not None:
+        storage = str(Path(resume.experiment_path).parent)
+    experiment_path = f"{storage.rstrip('/')}/{spec.name}-{sweep_id}"
     ledger = Ledger(spec)
     _LEDGERS[sweep_id] = ledger
     recorder = None
@@ -669,8 +730,10 @@ def run_sweep(
         from orchestrator.tracking import Recorder
 
         recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
-                            spec_text=spec_text)
-        recorder.start()  # fails here, before any trial, if the store is unreachable
+                            spec_text=spec_text, experiment_path=experiment_path)
+        # Fails here, before any trial, if the store is unreachable.
+        recorder.start(resume_parent=resume.parent_run_id if resume else None)
+        ledger.prior_outcomes = dict(recorder.prior_outcomes)
         ledger.listeners.append(recorder)
     view = None
     if live is None:
@@ -685,34 +748,16 @@ def run_sweep(
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
                                    split_seed=cv["seed"] if cv else spec.seed, cv=cv)
-    tuner = tune.Tuner(
-        tune.with_resources(trial_fn, resources),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            metric=spec.metric.name,
-            mode=spec.metric.mode,
-            search_alg=search_alg,
-            scheduler=build_scheduler(spec),
-            num_samples=num_samples,
-            max_concurrent_trials=spec.max_concurrent,
-            reuse_actors=True,
-            trial_dirname_creator=lambda t: t.trial_id,
-        ),
-        run_config=tune.RunConfig(
-            name=f"{spec.name}-{sweep_id}",
-            storage_path=storage,
-            stop=Guard(sweep_id),
-            callbacks=[TuneCallback(sweep_id)],
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            verbose=0,
-            log_to_file=False,
-        ),
-    )
-    result = SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,
-                         tracking_uri=recorder.tracking_uri if recorder else None,
-                         parent_run_id=recorder.parent_run_id if recorder else None,
-                         experiment_id=recorder.experiment_id if recorder else None)
+    trainable_with_resources = tune.with_resources(trial_fn, resources)
+    if resume is not None:
+        # Errored trials stay failed: they used up their retries before the interruption.
+        tuner = tune.Tuner.restore(resume.experiment_path, trainable=trainable_with_resources,
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False, param_space=param_space or None)
+    else:
+        tuner = _new_tuner(spec, trainable_with_resources, param_space, search_alg,
+                           num_samples, sweep_id, storage)
+    result = _result_shell(spec, sweep_id, storage, recorder)
     started = time.time()
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
@@ -742,6 +787,43 @@ def run_sweep(
             recorder.finish(result)
             result.tracking_problems = list(recorder.problems)
     return result
+
+
+def _result_shell(spec: SweepSpec, sweep_id: str, storage: str, recorder: Any) -> SweepResult:
+    return SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,
+                       tracking_uri=recorder.tracking_uri if recorder else None,
+                       parent_run_id=recorder.parent_run_id if recorder else None,
+                       experiment_id=recorder.experiment_id if recorder else None)
+
+
+def _new_tuner(spec: SweepSpec, trainable: Any, param_space: dict[str, Any], search_alg: Any,
+               num_samples: int, sweep_id: str, storage: str) -> Any:
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric.name,
+            mode=spec.metric.mode,
+            search_alg=search_alg,
+            scheduler=build_scheduler(spec),
+            num_samples=num_samples,
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{sweep_id}",
+            storage_path=storage,
+            stop=Guard(sweep_id),
+            callbacks=[TuneCallback(sweep_id)],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            verbose=0,
+            log_to_file=False,
+        ),
+    )
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -185,6 +185,10 @@ def _record(spec: SweepSpec, found: LRRangeResult, config: dict[str, Any], plot:
                 points.append(Metric(key, float(value), now, i))
     for i in range(0, len(points), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=points[i:i + MAX_METRICS_PER_BATCH])
+    if plot.name != LR_FIND_PNG:  # the artifact keeps its usual name wherever the file is
+        named = Path(tempfile.mkdtemp(prefix="orch-lr-find-")) / LR_FIND_PNG
+        named.write_bytes(plot.read_bytes())
+        plot = named
     client.log_artifact(run_id, str(plot))
     client.log_text(run_id, json.dumps(found.to_dict(), indent=1), LR_FIND_JSON)
     client.set_terminated(run_id, status="FINISHED")

@@ -31,6 +31,9 @@ _RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 def _client(tracking_uri: str) -> Any:
     from orchestrator.tracking._review import _client as review_client
 
+    # Artifact downloads (spec.yaml, confusion_matrix.json) are tiny: no progress bars.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
     return review_client(tracking_uri)
 
 
@@ -284,8 +287,9 @@ def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOL
     history = client.get_metric_history(run.info.run_id, metric)
     last = max(history, key=lambda m: (m.step, m.timestamp)) if history else None
     epoch = int(last.step) if last is not None else 0
-    fn = trainable if trainable is not None else load_trainable(
-        spec.trainable if spec else tags.get("orch.trainable", ""))
+    ref = (client.get_run(parent).data.params.get("trainable") if parent else None) or \
+        (spec.trainable if spec else "")
+    fn = trainable if trainable is not None else load_trainable(ref)
     with capture_reports(metric=metric, seed=seed, split_seed=split, cv=cv) as got:
         sink = _StopAt(epoch) if epoch > 0 else []
         got.context.sink = sink

@@ -3,6 +3,11 @@
 The only package that imports MLflow.
 """
 
-from orchestrator.tracking._recorder import DEFAULT_TRACKING_URI, Recorder, resolve_tracking_uri
+from orchestrator.tracking._recorder import (
+    DEFAULT_TRACKING_URI,
+    EFFECTIVE_SPEC,
+    Recorder,
+    resolve_tracking_uri,
+)
 
-__all__ = ["DEFAULT_TRACKING_URI", "Recorder", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_TRACKING_URI", "EFFECTIVE_SPEC", "Recorder", "resolve_tracking_uri"]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import SweepResult, TrialRecord
     from orchestrator.spec import SweepSpec
 
-__all__ = ["DEFAULT_TRACKING_URI", "Recorder", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_TRACKING_URI", "EFFECTIVE_SPEC", "Recorder", "resolve_tracking_uri"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default: a file in the cwd
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
@@ -41,6 +41,7 @@ MAX_PARAM_CHARS = 6000  # MLflow's param value limit
 MAX_TAG_CHARS = 5000  # kept under MLflow's 8000 so long errors still fit
 FLUSH_INTERVAL_S = 0.5  # how often buffered metric points are written
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between retries of one call
+EFFECTIVE_SPEC = "spec.effective.json"  # the spec after --set overrides: what a resume reruns
 FINISH_DEADLINE_S = 60.0  # how long the end of a sweep waits for an unreachable store
 START_TIMEOUT_S = 10.0  # how long the reachability check may take
 
@@ -76,8 +77,12 @@ class Recorder:
     """Listens to the engine's :class:`~orchestrator.engine.Ledger` and writes MLflow runs."""
 
     def __init__(self, spec: SweepSpec, *, sweep_id: str, tracking_uri: str | None = None,
-                 spec_text: str | None = None) -> None:
+                 spec_text: str | None = None, experiment_path: str = "") -> None:
         self.spec = spec
+        self.experiment_path = experiment_path
+        self.prior_outcomes: dict[str, str] = {}  # resumed sweep: trial id → recorded outcome
+        self._run_status: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}  # resumed runs: steps at or below are stored
         self.sweep_id = sweep_id
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.spec_text = spec_text
@@ -99,9 +104,10 @@ class Recorder:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, *, resume_parent: str | None = None) -> None:
         """Check the store answers, create the experiment and parent run; start the writer.
 
+        With ``resume_parent`` the sweep's parent run and trial runs are reused instead.
         Raises :class:`TrackingError` before any trial runs when the store is unreachable.
         """
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -122,6 +128,9 @@ class Recorder:
             ) from exc
         if isinstance(spec.baseline, str):
             self.baseline_value = self._baseline_run_value(spec.baseline)
+        if resume_parent is not None:
+            self._reopen(resume_parent)
+            return
         commit, dirty = _git_state(os.getcwd())
         tags = {
             "orch.role": "sweep",
@@ -136,6 +145,7 @@ class Recorder:
             "orch.expected": spec.expected,
             "orch.baseline_id": spec.baseline if isinstance(spec.baseline, str) else "",
             "orch.status": "running",
+            "orch.storage": self.experiment_path,
             "orch.git_commit": commit,
             "orch.git_dirty": dirty,
             "mlflow.source.git.commit": commit,
@@ -170,8 +180,48 @@ class Recorder:
         self._submit("sweep params", lambda: self._log_params(parent, settings))
         text = self.spec_text or json.dumps(spec.raw, indent=2, default=str)
         self._submit("spec artifact", lambda: self._client.log_text(parent, text, "spec.yaml"))
+        effective = json.dumps(spec.raw, indent=2, sort_keys=True, default=str)
+        self._submit("effective spec", lambda: self._client.log_text(parent, effective,
+                                                                     EFFECTIVE_SPEC))
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         self._thread = threading.Thread(target=self._writer, name="orch-recorder", daemon=True)
         self._thread.start()
+
+    def _reopen(self, parent_run_id: str) -> None:
+        """Reuse a sweep's runs: parent back to RUNNING, trial runs found by trial id."""
+        from mlflow.entities import RunStatus
+
+        client = self._client
+        try:
+            parent = client.get_run(parent_run_id)
+        except Exception as exc:
+            raise TrackingError(f"the sweep's parent run {parent_run_id} is not in "
+                                f"{self.tracking_uri}: {_short(exc)}") from exc
+        self.parent_run_id = parent_run_id
+        self.experiment_id = parent.info.experiment_id
+        self._common = {k: v for k, v in parent.data.tags.items()
+                        if k in ("orch.sweep_id", "orch.hypothesis", "orch.expected",
+                                 "orch.baseline_id", "orch.method", "orch.scheduler",
+                                 "orch.git_commit", "orch.git_dirty",
+                                 "mlflow.source.git.commit")}
+        client.update_run(parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        client.set_tag(parent_run_id, "orch.status", "running")
+        runs = client.search_runs([self.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  max_results=50_000)
+        for run in runs:
+            tid = run.data.tags.get("orch.trial_id")
+            if not tid:
+                continue
+            self._run_ids[tid] = run.info.run_id
+            self._run_status[tid] = run.info.status
+            self.prior_outcomes[tid] = run.data.tags.get("orch.outcome", "")
+            steps = [m.step for m in client.get_metric_history(run.info.run_id,
+                                                               self.spec.metric.name)]
+            self._last_step[tid] = max(steps, default=0)
+        self._start_writer()
 
     def finish(self, result: SweepResult) -> None:
         """Close every run with its outcome, write the summary, and drain the queue."""
@@ -194,6 +244,7 @@ class Recorder:
                                                         default=str), MAX_TAG_CHARS)
         if result.target_reached:
             tags["orch.target_reached"] = "true"
+        tags.update(_verdict_tags(result))
         status = "KILLED" if result.interrupted else "FINISHED"
 
         def summary() -> None:
@@ -206,6 +257,13 @@ class Recorder:
                 tags=[RunTag(k, v) for k, v in tags.items()],
             )
             self._client.set_terminated(parent, status=status)
+            # Nothing stays RUNNING: a run whose trial Ray never reported back is closed.
+            for run in self._client.search_runs(
+                    [self.experiment_id],
+                    f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'",
+                    max_results=50_000):
+                self._client.set_tag(run.info.run_id, "orch.outcome", "killed")
+                self._client.set_terminated(run.info.run_id, status="KILLED")
 
         self._submit("sweep summary", summary)
         self._drain(FINISH_DEADLINE_S)
@@ -218,6 +276,17 @@ class Recorder:
     # ------------------------------------------------------------------ ledger events
 
     def trial_start(self, rec: TrialRecord) -> None:
+        if rec.trial_id in self._run_ids and self._run_status.get(rec.trial_id, "RUNNING") \
+                != "RUNNING":
+            run_id = self._run_ids[rec.trial_id]
+            self._run_status[rec.trial_id] = "RUNNING"  # a resumed trial continues its run
+
+            def reopen() -> None:
+                self._client.update_run(run_id, status="RUNNING")
+                self._client.set_tag(run_id, "orch.outcome", "running")
+
+            self._submit(f"reopen trial {rec.trial_id}", reopen)
+            return
         if rec.trial_id in self._run_ids or rec.trial_id in self._pending:
             return
         with self._lock:
@@ -245,11 +314,22 @@ class Recorder:
         from mlflow.entities import Metric
 
         step = int(row.get("epoch", rec.epochs))
+        if step <= self._last_step.get(rec.trial_id, 0):
+            return  # stored before the sweep was interrupted: never store a step twice
         now = int(time.time() * 1000)
         points = [Metric(k, v, now, step) for k, v in row.items()]
         with self._lock:
             self._pending.setdefault(rec.trial_id, []).extend(points)
             self.points_reported += len(points)
+
+    def trial_adopted(self, rec: TrialRecord) -> None:
+        """A trial that finished before the sweep was interrupted: close its run if open."""
+        tid = rec.trial_id
+        if tid not in self._run_ids:
+            self.trial_start(rec)
+            self.trial_end(rec)
+        elif self._run_status.get(tid) == "RUNNING":
+            self.trial_end(rec)
 
     def trial_end(self, rec: TrialRecord) -> None:
         if rec.trial_id not in self._run_ids and rec.trial_id not in self._pending:
@@ -401,6 +481,18 @@ class Recorder:
             if self._thread.is_alive():
                 self.problems.append(f"the tracking store {self.tracking_uri} did not answer "
                                      f"within {timeout:g} s; records still queued were lost")
+
+
+def _verdict_tags(result: SweepResult) -> dict[str, str]:
+    """``orch.verdict`` and ``orch.verdict_reason`` (see :func:`orchestrator.method.verdict_for`)."""
+    from orchestrator.method import verdict_for
+
+    try:
+        verdict = verdict_for(result)
+    except Exception as exc:  # noqa: BLE001 - a verdict must never lose the sweep's record
+        return {"orch.verdict": "inconclusive",
+                "orch.verdict_reason": f"the verdict could not be computed: {_short(exc)}"}
+    return {k: _clip(v, MAX_TAG_CHARS) for k, v in verdict.tags().items()}
 
 
 _PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",

@@ -1,0 +1,151 @@
+"""Trial checkpoints: a mapping of state written to a folder, and read back safely.
+
+:func:`orchestrator.report` takes ``checkpoint=<mapping>``; the mapping is
+written here into a fresh temporary folder with ``torch.save`` (``pickle``
+when torch is not installed) and handed to Ray Tune as a
+``ray.tune.Checkpoint``, which copies it into the trial's storage and keeps the
+last few. :func:`orchestrator.load_checkpoint` reads it back when Ray restarts
+a failed trial.
+
+Reading never executes code from the file: torch loads with
+``weights_only=True`` (tensors, numpy arrays and scalars, plain Python), and
+the pickle fallback allows the same few classes. A checkpoint that cannot be
+read is a :class:`CheckpointUnreadable` here; the caller turns it into a
+warning and a fresh start, never a crash. Nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle  # nosec B403 - writing; reading goes through _SafeUnpickler below
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PICKLE_STATE_FILE",
+    "STATE_FILE",
+    "CheckpointUnreadable",
+    "load_state",
+    "save_state",
+    "snapshot",
+]
+
+STATE_FILE = "orch_state.pt"  # the state mapping, written by torch.save
+PICKLE_STATE_FILE = "orch_state.pkl"  # the same without torch: pickle, read back restricted
+
+
+class CheckpointUnreadable(Exception):
+    """A checkpoint folder or file that is missing, truncated or not an orch state."""
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _numpy_globals() -> list[Any]:
+    """The numpy classes and functions that pickled arrays and scalars need (and no others)."""
+    try:
+        import numpy as np
+    except ImportError:
+        return []
+    multiarray = importlib.import_module(
+        "numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray"
+    )
+    dtypes = [type(np.dtype(code)) for code in "?bhilqpBHILQPefdgFDGSUVMm"]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def save_state(state: Mapping[str, Any], folder: str | Path) -> Path:
+    """Write ``state`` into ``folder`` (created if needed); return the file written."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"a checkpoint state must be a mapping, got {type(state).__name__}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch = _torch()
+    if torch is not None:
+        path = folder / STATE_FILE
+        torch.save(dict(state), path)
+    else:
+        path = folder / PICKLE_STATE_FILE
+        with path.open("wb") as fh:
+            pickle.dump(dict(state), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Plain Python containers and numpy arrays only: a checkpoint never runs code."""
+
+    _BUILTINS = frozenset({"set", "frozenset", "complex", "bytearray", "slice", "range"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in self._BUILTINS:
+            return super().find_class(module, name)
+        allowed = {(g.__module__, g.__qualname__) for g in _numpy_globals()}
+        if (module, name) in allowed:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a checkpoint")
+
+
+def _read(path: Path) -> Any:
+    if path.name == STATE_FILE:
+        torch = _torch()
+        if torch is None:
+            raise CheckpointUnreadable(
+                f"{path} was written by torch, which is not installed (pip install torch)"
+            )
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    with path.open("rb") as fh:
+        return _SafeUnpickler(fh).load()  # nosec B301 - find_class allows no code
+
+
+def load_state(folder: str | Path) -> dict[str, Any]:
+    """Read the state :func:`save_state` wrote into ``folder``.
+
+    Raises :class:`CheckpointUnreadable` saying what is wrong: the folder or
+    its state file is missing, or the file is truncated, corrupt or holds
+    something other than a mapping.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointUnreadable(f"the checkpoint folder {folder} does not exist")
+    path = next((folder / f for f in (STATE_FILE, PICKLE_STATE_FILE) if (folder / f).is_file()),
+                None)
+    if path is None:
+        raise CheckpointUnreadable(
+            f"the checkpoint folder {folder} holds no {STATE_FILE} or {PICKLE_STATE_FILE}"
+        )
+    try:
+        state = _read(path)
+    except CheckpointUnreadable:
+        raise
+    except Exception as exc:  # truncated zip, bad pickle, disallowed class, I/O error, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise CheckpointUnreadable(
+            f"{path} cannot be read ({type(exc).__name__}: {first})"
+        ) from exc
+    if not isinstance(state, dict):
+        raise CheckpointUnreadable(f"{path} holds a {type(state).__name__}, not a mapping")
+    return state
+
+
+def snapshot(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``state`` as a later :func:`load_state` would return it (write, read back)."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"a checkpoint state must be a mapping, got {type(state).__name__}")
+    torch = _torch()
+    buffer = io.BytesIO()
+    if torch is not None:
+        torch.save(dict(state), buffer)
+        buffer.seek(0)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(buffer, map_location="cpu", weights_only=True)
+    pickle.dump(dict(state), buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer.seek(0)
+    return _SafeUnpickler(buffer).load()  # nosec B301 - find_class allows no code

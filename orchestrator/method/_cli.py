@@ -1,0 +1,269 @@
+"""The method's commands on the ``orch`` app: lr-find, ablate, report, compare,
+reproduce, note. ``orchestrator.cli`` calls :func:`register` once.
+
+Heavy imports (Ray, torch, MLflow) happen inside the commands, so ``orch --help``
+stays fast. Exit codes are ``orchestrator.cli``'s; ``reproduce`` exits 3 when the
+metric is not reproduced within the tolerance.
+"""
+
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+__all__ = ["print_verdict", "register"]
+
+
+def _cli() -> Any:
+    from orchestrator import cli
+
+    return cli
+
+
+def print_verdict(result: Any) -> None:
+    """Print the sweep's verdict (call from the end-of-sweep summary)."""
+    from orchestrator.method._verdict import verdict_for
+
+    v = verdict_for(result)
+    color = {"confirmed": "green", "refuted": "red"}.get(v.status, "yellow")
+    _cli().out.print(f"verdict: [bold {color}]{v.status}[/] — {v.reason}", highlight=False)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command, kept together
+    """Add the method's commands to ``app``."""
+    c = _cli()
+    SpecArg, SetOpt, TrackingOpt = c.SpecArg, c.SetOpt, c.TrackingOpt
+    SweepArg = Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep id, prefix or name.")]
+    NoTracking = Annotated[bool, typer.Option("--no-tracking", help="Record nothing in MLflow.")]
+
+    def load(spec: Path, sets: list[str] | None) -> Any:
+        from orchestrator.errors import SpecError, TrainableImportError
+
+        try:
+            return c._load(spec, sets)
+        except (SpecError, TrainableImportError) as exc:
+            raise c._fail(exc, c.EXIT_INVALID) from None
+
+    def failing(exc: Exception) -> typer.Exit:
+        from orchestrator.errors import SpecError, TrainableImportError
+
+        code = c.EXIT_INVALID if isinstance(exc, (SpecError, TrainableImportError)) \
+            else c.EXIT_ERROR
+        return c._fail(exc, code)
+
+    @app.command("lr-find")
+    def lr_find_cmd(
+        spec: SpecArg,
+        set_: SetOpt = None,
+        start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+        end_lr: Annotated[float, typer.Option(help="Last learning rate.")] = 10.0,
+        steps: Annotated[int, typer.Option(help="Mini-batches (one LR each).")] = 300,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Also write the PNG here.")] = None,
+        tracking_uri: TrackingOpt = None,
+        no_tracking: NoTracking = False,
+    ) -> None:
+        """LR range test on the spec's baseline: suggested LR and log range for the sweep."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._lr_find import lr_find
+
+        s = load(spec, set_)
+        try:
+            found = lr_find(s, tracking_uri=tracking_uri, tracking=not no_tracking,
+                            plot_path=plot, start_lr=start_lr, end_lr=end_lr, steps=steps)
+        except OrchError as exc:
+            raise failing(exc) from None
+        except ValueError as exc:
+            c.err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(c.EXIT_INVALID) from None
+        r = found.result
+        lo, hi = r.range
+        c.out.print(f"LR range test on {s.name}: {r.steps} batches from {start_lr:g}, stopped: "
+                    f"{r.stopped}", highlight=False)
+        c.out.print(f"suggested lr (steepest descent): [bold]{r.suggested_lr:.3g}[/]; lowest "
+                    f"smoothed loss at {r.lr_at_min:.3g}", highlight=False)
+        c.out.print(f"suggested range: [bold]lr: {{distribution: log_uniform_values, min: {lo:g}, "
+                    f"max: {hi:g}}}[/]  (or write `lr: {{from: lr_find}}` in the spec)",
+                    highlight=False)
+        c.out.print(f"plot: {found.plot}", highlight=False)
+        if found.run_id:
+            c.out.print(f"recorded: MLflow {found.tracking_uri}, run {found.run_id} "
+                        "(orch.role=lr_find)", highlight=False)
+        for problem in found.problems:
+            c.err.print(f"[bold red]tracking:[/] {problem}", highlight=False)
+
+    @app.command()
+    def ablate(
+        spec: SpecArg,
+        set_: SetOpt = None,
+        quantiles: Annotated[int, typer.Option(help="Points per continuous range.")] = 3,
+        address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+        tracking_uri: TrackingOpt = None,
+        no_tracking: NoTracking = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
+    ) -> None:
+        """One factor at a time around the baseline: every point in one parallel sweep."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._ablate import ablation_plan, run_ablation
+
+        s = load(spec, set_)
+        try:
+            if dry_run:
+                base, points, skipped = ablation_plan(s, quantiles=quantiles)
+                c.out.print(f"baseline: {base}", highlight=False, markup=False)
+                for p in points:
+                    extra = f"  (+{p.filled})" if p.filled else ""
+                    extra += f"  (-{list(p.dropped)})" if p.dropped else ""
+                    c.out.print(f"  {p.param} = {p.value!r}{extra}", highlight=False,
+                                markup=False)
+                for name, why in skipped:
+                    c.out.print(f"  [yellow]skipped[/] {name}: {why}", highlight=False)
+                return
+            ab = run_ablation(s, quantiles=quantiles, address=address,
+                              tracking_uri=tracking_uri, tracking=not no_tracking)
+        except OrchError as exc:
+            raise failing(exc) from None
+        metric = s.metric.name
+        table = Table(title=f"{s.name}: one factor at a time (baseline {metric} = "
+                            f"{_fmt(ab.baseline_value)})", title_justify="left")
+        for col in ("parameter", "value", metric, "Δ vs baseline", "spread (±)", "95% CI",
+                    "p", "outcome"):
+            table.add_column(col)
+        for r in ab.rows:
+            ci = f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]" if r.ci_low is not None else "–"
+            table.add_row(r.param, json.dumps(r.value) if not isinstance(r.value, str)
+                          else r.value, _fmt(r.metric),
+                          f"{r.diff:+.4g}" if r.diff is not None else "–",
+                          f"{_fmt(r.spread, 3)} ({r.spread_of})" if r.spread is not None else "–",
+                          ci, _fmt(r.p_value, 3), r.outcome)
+        c.out.print(table)
+        for name, why in ab.skipped:
+            c.out.print(f"[yellow]not varied:[/] {name}: {why}", highlight=False)
+        res = ab.result
+        if res is not None and res.parent_run_id:
+            c.out.print(f"recorded: MLflow {res.tracking_uri}, sweep {res.sweep_id}, parent run "
+                        f"{res.parent_run_id} (ablation.csv, ablation.json)", highlight=False)
+        for problem in [*ab.problems, *(res.tracking_problems if res else [])]:
+            c.err.print(f"[bold red]tracking:[/] {problem}", highlight=False)
+        if res is not None and res.interrupted:
+            raise typer.Exit(c.EXIT_INTERRUPTED)
+        if res is not None and res.counts["failed"]:
+            raise typer.Exit(c.EXIT_TRIALS_FAILED)
+
+    @app.command()
+    def report(
+        sweep_ref: SweepArg,
+        out_file: Annotated[Path | None, typer.Option(
+            "--out", help="HTML file (default: report-<sweep id>.html).")] = None,
+        tracking_uri: TrackingOpt = None,
+    ) -> None:
+        """Write one self-contained HTML review of a sweep and log it to its parent run."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._report import write_report
+        from orchestrator.tracking import resolve_tracking_uri
+
+        try:
+            rep = write_report(sweep_ref, tracking_uri=resolve_tracking_uri(tracking_uri),
+                               out=out_file)
+        except OrchError as exc:
+            raise failing(exc) from None
+        c.out.print(f"wrote {rep.path}" + (" (also logged to the sweep's parent run as "
+                                           "report.html)" if rep.logged else ""),
+                    highlight=False)
+        for problem in rep.problems:
+            c.err.print(f"[yellow]report:[/] {problem}", highlight=False)
+
+    @app.command()
+    def compare(
+        run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="Run id or trial id.")],
+        run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Run id or trial id.")],
+        tracking_uri: TrackingOpt = None,
+    ) -> None:
+        """Config and metric differences of two runs; warns when their data splits differ."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._runs import compare_runs
+        from orchestrator.tracking import resolve_tracking_uri
+
+        try:
+            cmp = compare_runs(run_a, run_b, tracking_uri=resolve_tracking_uri(tracking_uri))
+        except OrchError as exc:
+            raise failing(exc) from None
+        same = cmp.same_split
+        if same is False:
+            c.err.print(f"[bold red]WARNING: the runs were trained and validated on DIFFERENT "
+                        f"data splits[/] (orch.split_fingerprint {cmp.fingerprint_a} vs "
+                        f"{cmp.fingerprint_b}): their metrics are not comparable.",
+                        highlight=False)
+        elif same is None:
+            c.err.print("[yellow]warning:[/] at least one run has no orch.split_fingerprint: "
+                        "cannot tell whether they used the same split.", highlight=False)
+        else:
+            c.out.print(f"same data split (fingerprint {cmp.fingerprint_a})", highlight=False)
+        table = Table(title="config differences", title_justify="left")
+        for col in ("parameter", "A", "B"):
+            table.add_column(col)
+        for k, (a, b) in cmp.config_diff.items():
+            table.add_row(k, _fmt(a), _fmt(b))
+        c.out.print(table if cmp.config_diff else "configs are identical")
+        mt = Table(title="metrics (last value)", title_justify="left")
+        for col in ("metric", "A", "B", "B − A"):
+            mt.add_column(col)
+        for k, (a, b, d) in cmp.metric_diff.items():
+            mt.add_row(k, _fmt(a), _fmt(b), f"{d:+.4g}" if d is not None else "–")
+        c.out.print(mt)
+
+    @app.command()
+    def reproduce(
+        run: Annotated[str, typer.Argument(metavar="RUN", help="Run id or trial id.")],
+        tolerance: Annotated[float, typer.Option(help="Relative tolerance.")] = 1e-6,
+        tracking_uri: TrackingOpt = None,
+    ) -> None:
+        """Run one recorded trial again in-process and check its metric (exit 3 if off)."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._runs import reproduce as run_again
+        from orchestrator.tracking import resolve_tracking_uri
+
+        try:
+            rep = run_again(run, tracking_uri=resolve_tracking_uri(tracking_uri),
+                            tolerance=tolerance)
+        except OrchError as exc:
+            raise failing(exc) from None
+        for w in rep.warnings:
+            c.err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        c.out.print(f"run {rep.run_id}: seed {rep.seed}, config {rep.config}", highlight=False,
+                    markup=False)
+        c.out.print(f"{rep.metric} at epoch {rep.epoch}: recorded {_fmt(rep.recorded, 10)}, "
+                    f"reproduced {_fmt(rep.reproduced, 10)} (relative difference "
+                    f"{_fmt(rep.rel_error, 3)}, tolerance {rep.tolerance:g})", highlight=False)
+        if rep.matches:
+            c.out.print("[green]reproduced[/]")
+        else:
+            c.out.print("[bold red]NOT reproduced[/]")
+            raise typer.Exit(c.EXIT_TRIALS_FAILED)
+
+    @app.command()
+    def note(
+        sweep_ref: SweepArg,
+        text: Annotated[str, typer.Argument(help="Your reflection on the sweep.")],
+        tracking_uri: TrackingOpt = None,
+    ) -> None:
+        """Add a reflection note to a sweep (shown in the MLflow UI and in the report)."""
+        from orchestrator.errors import OrchError
+        from orchestrator.method._runs import add_note
+        from orchestrator.tracking import resolve_tracking_uri
+
+        try:
+            n = add_note(sweep_ref, text, tracking_uri=resolve_tracking_uri(tracking_uri))
+        except OrchError as exc:
+            raise failing(exc) from None
+        c.out.print(f"note {n} added to {sweep_ref}", highlight=False)
