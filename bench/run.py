@@ -345,11 +345,13 @@ def case_bookkeeping(size: str, work: Path) -> dict[str, Any]:
     result, wall = orch_sweep(spec, work=work, trainable=T.sleeper, uri=uri)
     rows.append({"system": "orch (tracking on)", "wall_s": wall, "fit_s": result.wall_s,
                  "span_s": orch_span(result), "completed": result.counts["completed"]})
-    clock = TrialClock()
-    grid, wall = stock_tune(T.sleeper, {"x": tune.uniform(0, 1), "k": k}, n, work=work,
-                            clock=clock)
-    rows.append({"system": "Ray Tune defaults", "wall_s": wall, "fit_s": wall,
-                 "span_s": clock.span(), "completed": sum(1 for r in grid if r.error is None)})
+    stock = [("Ray Tune defaults", {}), ("Ray Tune reuse_actors=True", {"reuse_actors": True})]
+    for label, extra in stock[1:] if size == "smoke" else stock:  # smoke: one code path
+        clock = TrialClock()
+        grid, wall = stock_tune(T.sleeper, {"x": tune.uniform(0, 1), "k": k}, n, work=work,
+                                clock=clock, **extra)
+        rows.append({"system": label, "wall_s": wall, "fit_s": wall, "span_s": clock.span(),
+                     "completed": sum(1 for r in grid if r.error is None)})
     for row in rows:
         row.update(trials=n, ideal_s=ideal, ratio=row["wall_s"] / ideal,
                    fit_ratio=row["fit_s"] / ideal, span_ratio=row["span_s"] / ideal)

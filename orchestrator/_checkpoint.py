@@ -34,6 +34,7 @@ __all__ = [
 
 STATE_FILE = "orch_state.pt"  # the state mapping, written by torch.save
 PICKLE_STATE_FILE = "orch_state.pkl"  # the same without torch: pickle, read back restricted
+MAX_PROBLEM_CHARS = 200  # characters of a load error quoted in the warning
 
 
 class CheckpointUnreadable(Exception):
@@ -57,8 +58,12 @@ def _numpy_globals() -> list[Any]:
     multiarray = importlib.import_module(
         "numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray"
     )
+    numeric = importlib.import_module(
+        "numpy._core.numeric" if hasattr(np, "_core") else "numpy.core.numeric"
+    )
     dtypes = [type(np.dtype(code)) for code in "?bhilqpBHILQPefdgFDGSUVMm"]
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+    extra = [numeric._frombuffer] if hasattr(numeric, "_frombuffer") else []  # pickle protocol 5
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes, *extra]
 
 
 def save_state(state: Mapping[str, Any], folder: str | Path) -> Path:
@@ -105,6 +110,20 @@ def _read(path: Path) -> Any:
         return _SafeUnpickler(fh).load()  # nosec B301 - find_class allows no code
 
 
+def _gist(exc: BaseException) -> str:
+    """The informative part of a load error (torch's begin with generic advice)."""
+    advice = ("Weights only load failed", "Check the documentation", "(1)", "(2)")
+    paragraphs = [p.strip() for p in str(exc).split("\n\n") if p.strip()]
+    useful = [p for p in paragraphs if not p.startswith(advice)] or paragraphs or [""]
+    text = useful[0]
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    line = " ".join(text.split())
+    first_sentence = line.split(". ")[0]
+    line = first_sentence if len(first_sentence) >= 20 else line
+    return line if len(line) <= MAX_PROBLEM_CHARS else line[: MAX_PROBLEM_CHARS - 3] + "..."
+
+
 def load_state(folder: str | Path) -> dict[str, Any]:
     """Read the state :func:`save_state` wrote into ``folder``.
 
@@ -126,9 +145,9 @@ def load_state(folder: str | Path) -> dict[str, Any]:
     except CheckpointUnreadable:
         raise
     except Exception as exc:  # truncated zip, bad pickle, disallowed class, I/O error, ...
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise CheckpointUnreadable(
-            f"{path} cannot be read ({type(exc).__name__}: {first})"
+            f"{path} cannot be read: it is truncated or corrupt, or holds more than plain state "
+            f"({type(exc).__name__}: {_gist(exc)})"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointUnreadable(f"{path} holds a {type(state).__name__}, not a mapping")

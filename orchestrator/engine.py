@@ -211,7 +211,8 @@ def _role_and_repeat(role: str) -> tuple[str, int]:
 
 
 def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
-                        split_seed: int, cv: dict[str, Any] | None) -> Callable[[dict], None]:
+                        split_seed: int, cv: dict[str, Any] | None,
+                        artifact_root: str | None = None) -> Callable[[dict], None]:
     """Wrap a user trainable so it runs inside a :class:`TrialContext`.
 
     The wrapper strips orch's private config keys, derives the trial seed from
@@ -230,6 +231,7 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
             import ray
 
             gpu_ids = ray.get_gpu_ids()
+            ctx.pending_tags["node_id"] = ray.get_runtime_context().get_node_id()
         except Exception:  # not inside Ray (a direct call in a test)
             gpu_ids = []
         ctx.pending_tags["gpu_ids"] = ",".join(map(str, gpu_ids))
@@ -237,7 +239,12 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
         try:
             import ray.tune
 
-            ctx.artifacts = Path(ray.tune.get_context().get_trial_dir()) / "artifacts"
+            tune_ctx = ray.tune.get_context()
+            # In the sweep's folder when it is a file system path: Ray removes a trial's
+            # working folder when a reused actor moves on, before the driver reads it.
+            trial_dir = (Path(artifact_root) / tune_ctx.get_trial_id() if artifact_root
+                         else Path(tune_ctx.get_trial_dir()))
+            ctx.artifacts = trial_dir / "artifacts"
             ctx.pending_tags["artifact_dir"] = str(ctx.artifacts)
         except Exception:  # not inside a Ray Tune trial: artifact_dir() picks a temp folder
             pass
@@ -356,6 +363,9 @@ class Ledger:
         except Exception:  # error files missing: fall back to Ray's message
             err = None
         rec.error, rec.traceback = _describe_error(err, trial)
+        if _lost_node(err, rec.error):
+            node = rec.tags.get("node_id") or getattr(trial, "node_ip", "") or "unknown"
+            rec.error = f"the node running this trial was lost (node {node}): {rec.error}"
         self._finish(rec)
 
     def end_unfinished(self) -> None:
@@ -384,6 +394,21 @@ class Ledger:
     def _emit(self, event: str, rec: TrialRecord, *args: Any) -> None:
         for listener in self.listeners:
             getattr(listener, event)(rec, *args)
+
+
+_LOST_NODE_ERRORS = ("NodeDiedError", "ActorDiedError", "ActorUnavailableError",
+                     "WorkerCrashedError", "OwnerDiedError")
+
+
+def _lost_node(err: BaseException | None, message: str | None) -> bool:
+    """Whether a trial failed because its worker process or node went away."""
+    names = set()
+    while err is not None:
+        names.add(type(err).__name__)
+        err = getattr(err, "cause", None) or err.__cause__
+    text = message or ""
+    return bool(names & set(_LOST_NODE_ERRORS)) or any(n in text for n in _LOST_NODE_ERRORS) \
+        or "The actor" in text and "unavailable" in text
 
 
 def _describe_error(err: BaseException | None, trial: Any) -> tuple[str, str]:
@@ -747,7 +772,9 @@ def run_sweep(
     search_alg, param_space, num_samples = build_search(spec, configs)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
-                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv)
+                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv,
+                                   artifact_root=experiment_path if "://" not in storage
+                                   else None)
     trainable_with_resources = tune.with_resources(trial_fn, resources)
     if resume is not None:
         # Errored trials stay failed: they used up their retries before the interruption.

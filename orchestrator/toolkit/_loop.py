@@ -1,9 +1,11 @@
 """The training loop: K folds (or one holdout) trained in lockstep, one report per epoch.
 
-Reads top to bottom: build one :class:`_Fold` per split, then every epoch
-train and validate each fold, combine the folds' numbers into one report, and
-send it. The sweep's scheduler (ASHA ...) therefore stops trials on the
-cross-validated metric, epoch by epoch.
+Reads top to bottom: build one :class:`_Fold` per split, resume from the
+trial's checkpoint if Ray restarted it, then every epoch train and validate
+each fold, combine the folds' numbers into one report, and send it with a
+checkpoint of every fold. The sweep's scheduler (ASHA ...) therefore stops
+trials on the cross-validated metric, epoch by epoch, and a trial that fails
+(``max_failures``) carries on from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import torch
 from torch import nn
 
 from orchestrator._context import (
+    _checkpoint_problem,
     artifact_dir,
     derive_seed,
+    load_checkpoint,
     report,
     set_tag,
     split_seed,
@@ -54,6 +58,7 @@ EPOCH_METRICS = (  # measured every epoch, in report order (K-fold adds _std and
     "update_ratio",
 )
 PER_FOLD_METRICS = ("val_loss", "val_acc")  # also reported per fold, as <name>_fold<k>
+CHECKPOINT_FORMAT = "orch.fit_classifier/1"  # a checkpoint of another layout is not resumed
 
 
 def seed_everything(seed: int) -> None:
@@ -66,6 +71,26 @@ def seed_everything(seed: int) -> None:
 def default_device() -> torch.device:
     """CUDA when a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES for GPU trials), else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """Every global generator training draws from (dropout, augmentation, user code)."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -224,6 +249,7 @@ def fit_classifier(
     *,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     cv: Mapping[str, Any] | None = None,
+    checkpoint: bool = True,
 ) -> FitResult:
     """Train a classifier on every fold in lockstep and report once per epoch.
 
@@ -264,6 +290,14 @@ def fit_classifier(
     config and trial seed then give identical reports on CPU (on GPU, cuDNN
     may still vary in the last digits).
 
+    Every report carries a checkpoint (``checkpoint=False``: none): each fold's
+    model, optimiser and LR schedule, the random generators (Python, numpy,
+    torch, each fold's shuffling) and the history. When Ray Tune restarts a
+    failed trial (``max_failures``), the run resumes after the last reported
+    epoch and gives exactly the reports an uninterrupted run would have given
+    (on CPU); a checkpoint of another split or fold count, or one that cannot
+    be read, is ignored with a warning and training starts over.
+
     A non-finite training loss stops training at once: that epoch is reported
     with the bad ``train_loss`` and a NaN ``val_loss``, then
     :class:`~orchestrator.errors.NonFiniteMetricError` is raised. At the end
@@ -282,25 +316,33 @@ def fit_classifier(
     threads = torch.get_num_threads()
     torch.set_num_threads(s.torch_threads)
     try:
-        folds = []
-        for k, (train, val) in enumerate(splits):
-            # The subsample depends on the split seed only, so every trial sees the same one.
-            subsample_seed = derive_seed(
-                spec["seed"] if spec else split_seed(), "train_fraction", k
-            )
-            train = _subsample(train, s.train_fraction, seed=subsample_seed)
-            seed = derive_seed(trial_seed(), "fold", k)
-            seed_everything(seed)
-            model = model_factory().to(device)
-            optimizer = build_optimizer(model.parameters(), s)
-            steps_per_epoch = math.ceil(len(train) / s.batch_size)
-            schedule = LRSchedule(optimizer, s, steps_per_epoch=steps_per_epoch)
-            generator = torch.Generator().manual_seed(seed)
-            folds.append(_Fold(k, train, val, model, optimizer, schedule, generator))
 
+        def build_folds() -> list[_Fold]:
+            folds = []
+            for k, (train, val) in enumerate(splits):
+                # The subsample depends on the split seed only, so every trial sees the same one.
+                subsample_seed = derive_seed(
+                    spec["seed"] if spec else split_seed(), "train_fraction", k
+                )
+                train = _subsample(train, s.train_fraction, seed=subsample_seed)
+                seed = derive_seed(trial_seed(), "fold", k)
+                seed_everything(seed)
+                model = model_factory().to(device)
+                optimizer = build_optimizer(model.parameters(), s)
+                steps_per_epoch = math.ceil(len(train) / s.batch_size)
+                schedule = LRSchedule(optimizer, s, steps_per_epoch=steps_per_epoch)
+                generator = torch.Generator().manual_seed(seed)
+                folds.append(_Fold(k, train, val, model, optimizer, schedule, generator))
+            return folds
+
+        folds = build_folds()
         history: list[dict[str, Any]] = []
+        saved = load_checkpoint() if checkpoint else None
+        if saved is not None and not _resume(saved, folds, fingerprint, device, history):
+            folds, history = build_folds(), []  # a half-restored fold must not be trained on
+        loop = _Loop(folds, data, loss_fn, s, device, history, fingerprint, checkpoint)
         try:
-            _train_in_lockstep(folds, data, loss_fn, s, device, history)
+            loop.run(start=len(history) + 1)
         except NonFiniteMetricError:
             raise
         except Exception:  # a failure: keep what helps explain it
@@ -322,30 +364,102 @@ def fit_classifier(
     )
 
 
-def _train_in_lockstep(
+def _checkpoint_state(
+    folds: list[_Fold], history: list[dict[str, Any]], fingerprint: str, device: torch.device
+) -> dict[str, Any]:
+    """Everything the next epoch depends on, for every fold, plus the history so far."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": len(history),
+        "folds": len(folds),
+        "fingerprint": fingerprint,
+        "history": history,
+        "rng": _rng_state(device),
+        "fold_states": [
+            {
+                "model": fold.model.state_dict(),
+                "optimizer": fold.optimizer.state_dict(),
+                "schedule": fold.schedule.state_dict(),
+                "generator": fold.generator.get_state(),
+                "predictions": fold.predictions,
+            }
+            for fold in folds
+        ],
+    }
+
+
+def _resume(
+    state: Mapping[str, Any],
     folds: list[_Fold],
-    data: ClassificationData,
-    loss_fn: Callable,
-    s: TrainSettings,
+    fingerprint: str,
     device: torch.device,
     history: list[dict[str, Any]],
-) -> None:
-    """Every epoch: train and validate each fold, then send one combined report."""
-    for epoch in range(1, s.epochs + 1):
-        per_fold = []
-        for fold in folds:
-            trained = _train_epoch(fold, data, loss_fn, s, device)
-            if isinstance(trained, _Divergence):
-                _diverge(epoch, trained, history, folds, data)
-            measured = {**trained, **_evaluate(fold, data, loss_fn, device)}
-            metrics = {key: measured[key] for key in EPOCH_METRICS[1:]}
-            fold.schedule.after_epoch(metrics["val_loss"])
-            per_fold.append(metrics)
-        record = {"epoch": epoch, **_combine(per_fold), "n_classes": data.n_classes}
-        if not (math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])):
-            _diverge(epoch, _Divergence(-1, 0, 0, record), history, folds, data)
-        history.append(record)
-        report(record)
+) -> bool:
+    """Restore the folds and ``history`` from a checkpoint; False (with a warning) if unusable."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        _checkpoint_problem(f"the checkpoint is not a fit_classifier state "
+                            f"(format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        return False
+    if state.get("folds") != len(folds) or state.get("fingerprint") != fingerprint:
+        _checkpoint_problem(
+            f"the checkpoint is of {state.get('folds')} fold(s) with split fingerprint "
+            f"{state.get('fingerprint')}, but this run has {len(folds)} with {fingerprint}"
+        )
+        return False
+    try:
+        for fold, saved in zip(folds, state["fold_states"], strict=True):
+            fold.model.load_state_dict(saved["model"])
+            fold.optimizer.load_state_dict(saved["optimizer"])
+            fold.schedule.load_state_dict(saved["schedule"])
+            fold.generator.set_state(saved["generator"])
+            fold.predictions = np.asarray(saved["predictions"])
+        _set_rng_state(state["rng"], device)
+        restored = [dict(row) for row in state["history"]]
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint means a fresh start, not a crash
+        _checkpoint_problem(f"the checkpoint does not fit this model ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})")
+        return False
+    if len(restored) != state["epoch"]:
+        _checkpoint_problem(f"the checkpoint's history has {len(restored)} epochs, "
+                            f"not {state['epoch']}")
+        return False
+    history.extend(restored)
+    set_tag("resumed_from_epoch", len(history))
+    return True
+
+
+@dataclass
+class _Loop:
+    """The epochs: train and validate each fold, then send one combined report."""
+
+    folds: list[_Fold]
+    data: ClassificationData
+    loss_fn: Callable
+    s: TrainSettings
+    device: torch.device
+    history: list[dict[str, Any]]
+    fingerprint: str
+    checkpoint: bool
+
+    def run(self, *, start: int = 1) -> None:
+        folds, data = self.folds, self.data
+        for epoch in range(start, self.s.epochs + 1):
+            per_fold = []
+            for fold in folds:
+                trained = _train_epoch(fold, data, self.loss_fn, self.s, self.device)
+                if isinstance(trained, _Divergence):
+                    _diverge(epoch, trained, self.history, folds, data)
+                measured = {**trained, **_evaluate(fold, data, self.loss_fn, self.device)}
+                metrics = {key: measured[key] for key in EPOCH_METRICS[1:]}
+                fold.schedule.after_epoch(metrics["val_loss"])
+                per_fold.append(metrics)
+            record = {"epoch": epoch, **_combine(per_fold), "n_classes": data.n_classes}
+            if not (math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])):
+                _diverge(epoch, _Divergence(-1, 0, 0, record), self.history, folds, data)
+            self.history.append(record)
+            state = (_checkpoint_state(folds, self.history, self.fingerprint, self.device)
+                     if self.checkpoint else None)
+            report(record, checkpoint=state)
 
 
 def _diverge(

@@ -7,6 +7,7 @@ this module only picks the class and steps it at the right moment.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
@@ -109,6 +110,23 @@ class LRSchedule:
     def lr(self) -> float:
         """The learning rate of the first parameter group, now."""
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the schedule stands (for a checkpoint); the optimiser's own state is separate."""
+        return {
+            "epochs_done": self.epochs_done,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (load the optimiser's state first)."""
+        self.epochs_done = int(state["epochs_done"])
+        for mine, saved in ((self.scheduler, state["scheduler"]), (self.plateau, state["plateau"])):
+            if (mine is None) != (saved is None):
+                raise ValueError("the saved LR schedule is not the configured one")
+            if mine is not None:
+                mine.load_state_dict(saved)
 
     def after_batch(self) -> None:
         if self.per_batch and self.scheduler is not None:

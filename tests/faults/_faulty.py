@@ -18,7 +18,7 @@ def _first_attempt(config) -> bool:
     """True for the failing trial's first attempt (and creates its marker)."""
     if "fail_x" not in config or float(config["x"]) != float(config["fail_x"]):
         return False
-    marker = Path(config["marker_dir"]) / f"failed-{config['x']}"
+    marker = Path(config["marker_dir"]) / f"failed-{config['x']}-{config.get('sabotage')}"
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
@@ -40,10 +40,13 @@ def _sabotage(how: str, results: str) -> None:
     if not folders:
         raise AssertionError(f"no checkpoints of {trial_id} under {results} to sabotage")
     for folder in folders:
-        if how == "delete":
+        if how == "delete_folder":
             for f in folder.iterdir():
                 f.unlink()
             folder.rmdir()
+        elif how == "delete_file":
+            for f in folder.iterdir():
+                f.unlink()
         elif how == "truncate":
             for f in folder.iterdir():
                 if f.is_file():
