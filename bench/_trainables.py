@@ -37,7 +37,7 @@ def streamer(config):
     can tell whether reporting itself slowed the trial down.
     """
     rate, seconds = float(config["rate"]), float(config["seconds"])
-    n = int(round(rate * seconds))
+    n = round(rate * seconds)
     t0 = time.perf_counter()
     for i in range(n):
         wait = t0 + (i + 1) / rate - time.perf_counter()

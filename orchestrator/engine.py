@@ -220,6 +220,8 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
     """
 
     def trial(config: dict[str, Any]) -> None:
+        # One "Checkpoint successfully created" line per epoch per trial is noise.
+        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
         config, role = unwrap_config(config)
         _, repeat = _role_and_repeat(role)
         seed = derive_seed(sweep_seed, config, repeat) if repeat else derive_seed(sweep_seed, config)

@@ -239,7 +239,8 @@ def _key(config: dict[str, Any]) -> str:
 def _rows(ab: Ablation) -> None:
     """Fill ``ab.rows`` from the sweep's records."""
     result, spec = ab.result, ab.spec
-    assert result is not None
+    if result is None:
+        raise RuntimeError("the ablation has not run yet: call run_ablation first")
     metric, goal = spec.metric.name, spec.metric.goal
     folds = spec.cv.folds if spec.cv else None
     usable = ("completed", "early_stopped")
