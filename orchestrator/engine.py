@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle  # nosec B403 - Ray Tune's own searcher checkpoints are pickles
+# Ray Tune's own searcher checkpoints are pickles; we read only files we wrote.
+import pickle  # nosec B403
 import signal
 import socket
 import sys
@@ -511,6 +512,38 @@ class TuneCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         self.ledger.on_trial_error(trial)
 
+    def on_trial_recover(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        problem = _fall_back_to_existing_checkpoint(trial)
+        if problem:
+            self.ledger.record(trial).tags["checkpoint_problem"] = problem
+
+
+def _fall_back_to_existing_checkpoint(trial: Any) -> str:
+    """Before Ray retries a trial, make sure the checkpoint it will restore still exists.
+
+    Ray refuses to restore from a checkpoint folder that was deleted and fails the
+    trial again; instead the newest kept checkpoint that exists is used, or none (the
+    trial restarts from scratch). Returns what was wrong, or "".
+    Uses Ray Tune 2.x's checkpoint manager (a private attribute): checked in tests.
+    """
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    if manager is None or latest is None:
+        return ""
+    from ray.train._internal.storage import _exists_at_fs_path
+
+    def exists(result: Any) -> bool:
+        ckpt = result.checkpoint
+        return bool(_exists_at_fs_path(ckpt.filesystem, ckpt.path))
+
+    if exists(latest):
+        return ""
+    kept = [r for r in getattr(manager, "_checkpoint_results", []) if exists(r)]
+    manager._latest_checkpoint_result = kept[-1] if kept else None
+    return (f"trial {trial.trial_id}: checkpoint {latest.checkpoint.path} is gone; "
+            + ("resuming from an older kept checkpoint" if kept
+               else "restarting from scratch"))
+
 
 class BaselineFirst(Searcher):
     """Suggests the baseline config first (``repeats`` times, distinct seeds), then
@@ -559,7 +592,8 @@ class BaselineFirst(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)  # nosec B301 - a file this class wrote into the sweep folder
+            # A file this class wrote into the sweep's own folder.
+            state = pickle.load(f)  # nosec B301
         self.baseline_trials = list(state["baseline_trials"])
         inner_path = f"{checkpoint_path}.inner"
         Path(inner_path).write_bytes(state["inner"])

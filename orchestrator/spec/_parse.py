@@ -41,6 +41,9 @@ PROBABILITY_TOLERANCE = 1e-6  # |sum(probabilities) - 1| allowed
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}$")  # sweep/experiment names
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 TRAINABLE_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
+METRIC_RE = re.compile(r"[A-Za-z_][\w.\-/]{0,249}")  # MLflow's metric-name characters
+# Control characters (NUL, bidi overrides, ...) never belong in free text sent to MLflow.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -230,7 +233,7 @@ def _flatten_parameters(raw: Any, prefix: str, path: str, issues: _Issues,
     for key, body in raw.items():
         name = str(key)
         ppath = f"{path}.{name}"
-        if not PARAM_NAME_RE.match(name):
+        if not PARAM_NAME_RE.fullmatch(name):
             issues.add(ppath, f"parameter name {name!r} is not allowed",
                        "use letters, digits, '_' or '-', starting with a letter or '_'")
             continue
@@ -561,7 +564,7 @@ def _grid_size(params: Sequence[Parameter], issues: _Issues,
 
 
 def _check_name(value: str, path: str, issues: _Issues) -> None:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         issues.add(path, f"{_show(value)} is not a usable name (letters, digits, '_', '-', '.', "
                    "space; 1-100 characters, no '/', '..' or newlines)",
                    "rename it, e.g. digits-mlp-lr")
@@ -611,7 +614,7 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
     if tname is None and top.program is None:
         issues.add("trainable", "required key is missing",
                    "add `trainable: digits_mlp` or `trainable: mymodule:train`")
-    elif tname is not None and not TRAINABLE_RE.match(tname):
+    elif tname is not None and not TRAINABLE_RE.fullmatch(tname):
         issues.add("trainable", f"{_show(tname)} is not a built-in name or `module:function`",
                    "e.g. trainable: digits_mlp, or trainable: mypkg.train:fit")
     for key in ("command", "entity"):
@@ -627,6 +630,10 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
             mm = _MetricModel.model_validate(top.metric)
             if not mm.name.strip():
                 issues.add("metric.name", "must not be empty", "e.g. name: val_loss")
+            elif not METRIC_RE.fullmatch(mm.name) or ".." in mm.name:
+                issues.add("metric.name", f"{_show(mm.name)} is not a metric name (letters, "
+                           "digits, '_', '-', '.', '/'; up to 250 characters; no '..')",
+                           "use the key your trainable reports, e.g. val_loss")
             else:
                 metric = Metric(name=mm.name, goal=mm.goal, target=mm.target)
         except ValidationError as exc:
@@ -711,16 +718,18 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         issues.add("baseline_repeats", "repeats apply to a baseline config, but `baseline:` is "
                    f"{'a run id' if baseline else 'not set'}", "give `baseline:` as a config")
 
-    name = good("name", str) or (Path(source).stem if source and source != "<mapping>"
+    name = good("name", str) or (Path(source).stem if source and not source.startswith("<")
                                  else "sweep")
     experiment = good("experiment", str) or good("project", str) or name
     _check_name(name, "name", issues)
     if experiment != name:
         _check_name(experiment, "experiment" if good("experiment", str) else "project", issues)
+    texts: dict[str, str] = {}
     for key in ("hypothesis", "expected", "description"):
         text = getattr(top, key, None)
         if isinstance(text, str) and len(text) > 5000:
             issues.add(key, f"is {len(text)} characters (limit 5000)", "shorten it")
+        texts[key] = CONTROL_RE.sub("", text).strip() if isinstance(text, str) else ""
 
     if issues.items or method is None or metric is None or tname is None:
         # method/metric/trainable being None always comes with an issue already added.
@@ -735,9 +744,9 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         run_cap_defaulted=defaulted,
         experiment=experiment,
         seed=top.seed,
-        hypothesis=(top.hypothesis or "").strip(),
-        expected=(top.expected or "").strip(),
-        description=(top.description or "").strip(),
+        hypothesis=texts["hypothesis"],
+        expected=texts["expected"],
+        description=texts["description"],
         baseline=baseline,
         baseline_repeats=repeats,
         early_terminate=early,

@@ -110,6 +110,9 @@ def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, i
         )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError([Issue("", "the YAML is nested too deeply to be a spec",
+                               "a spec nests a few levels; flatten it")], source=source) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -126,6 +129,9 @@ def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, i
     walker = _Walker()
     try:
         data = walker.build(node, "")
+    except RecursionError:
+        raise SpecError([Issue("", "the YAML is nested too deeply to be a spec",
+                               "a spec nests a few levels; flatten it")], source=source) from None
     except SpecError as exc:
         raise SpecError(exc.issues, source=source) from None
     except yaml.constructor.ConstructorError as exc:

@@ -312,6 +312,7 @@ def fit_classifier(
     fingerprint = split_fingerprint(X, data.labels, splits)
     set_tag("split_fingerprint", fingerprint)
     device = default_device()
+    set_tag("device", str(device))
     loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
     threads = torch.get_num_threads()
     torch.set_num_threads(s.torch_threads)
@@ -351,7 +352,8 @@ def fit_classifier(
         # Stopped early (Ray raises SystemExit in report): save nothing. The driver has
         # closed the trial's run already, and with actor reuse the next trial may be
         # drawing in this process; matplotlib's text rendering is not thread-safe.
-        matrix = _save_artifacts(history, folds, data, with_matrix=True)
+        matrix = (loop.matrix if loop.matrix is not None
+                  else _save_artifacts(history, folds, data, with_matrix=True))
     finally:
         torch.set_num_threads(threads)
     return FitResult(
@@ -440,6 +442,7 @@ class _Loop:
     history: list[dict[str, Any]]
     fingerprint: str
     checkpoint: bool
+    matrix: np.ndarray | None = None
 
     def run(self, *, start: int = 1) -> None:
         folds, data = self.folds, self.data
@@ -459,6 +462,10 @@ class _Loop:
             self.history.append(record)
             state = (_checkpoint_state(folds, self.history, self.fingerprint, self.device)
                      if self.checkpoint else None)
+            if epoch == self.s.epochs:
+                # Before the last report: a scheduler stopping the trial at its final
+                # epoch (ASHA at max_t) ends it inside report(), with nothing after it.
+                self.matrix = _save_artifacts(self.history, folds, data, with_matrix=True)
             report(record, checkpoint=state)
 
 

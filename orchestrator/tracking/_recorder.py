@@ -14,13 +14,15 @@ the end whatever still could not be written is listed in ``problems``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +71,23 @@ def _git_state(cwd: str) -> tuple[str, str]:
         return "", ""
 
 
+@contextlib.contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a SQLite store (``<db>.lock``); nothing for other stores."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri[len("sqlite:///"):] if uri.startswith("sqlite:////") else
+                uri[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 15] + "... [truncated]"
 
@@ -114,12 +133,22 @@ class Recorder:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(START_TIMEOUT_S)))
         from mlflow import MlflowClient
 
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
         spec = self.spec
         try:
-            exp = self._client.get_experiment_by_name(spec.experiment)
-            self.experiment_id = (exp.experiment_id if exp is not None
-                                  else self._client.create_experiment(spec.experiment))
+            # MLflow creates a new SQLite store's tables on first use; two sweeps doing
+            # that at once clash ("duplicate column"), so the first use is serialised.
+            with _sqlite_init_lock(self.tracking_uri):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri)
+                exp = self._client.get_experiment_by_name(spec.experiment)
+                if exp is None:
+                    try:
+                        self.experiment_id = self._client.create_experiment(spec.experiment)
+                    except Exception:  # another sweep created it meanwhile
+                        exp = self._client.get_experiment_by_name(spec.experiment)
+                        if exp is None:
+                            raise
+                if exp is not None:
+                    self.experiment_id = exp.experiment_id
         except Exception as exc:  # any failure here means nothing could be recorded
             raise TrackingError(
                 f"the tracking store {self.tracking_uri} cannot be used: {_short(exc)}. "

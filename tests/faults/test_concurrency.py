@@ -31,22 +31,8 @@ parameters:
 """
 
 
-RACE = ("MLflow migrates a fresh SQLite store's schema on first use; four processes doing it "
-        "at once race (alembic: 'duplicate column name', 'table ... already exists') and one "
-        "exits 1 with a raw traceback. Needs an inter-process lock around the store's first "
-        "use in Recorder.start (see the faults report).")
-
-
-@pytest.mark.parametrize("fresh", [
-    pytest.param(True, id="fresh-store", marks=pytest.mark.xfail(strict=False, reason=RACE)),
-    pytest.param(False, id="initialised-store"),
-])
-def test_four_sweeps_at_once_share_one_sqlite_store(tmp_path, fresh):
-    db = tmp_path / "mlflow.db"
-    if not fresh:  # let one process create the schema first (what `orch ls` would do)
-        from mlflow import MlflowClient
-
-        MlflowClient(f"sqlite:///{db}").search_experiments()
+def test_four_sweeps_at_once_share_one_fresh_sqlite_store(tmp_path):
+    db = tmp_path / "mlflow.db"  # fresh: the four processes race to create its tables
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
            "RAY_ADDRESS": "", "PYTHONHASHSEED": "0"}
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -108,10 +108,6 @@ def test_a_damaged_checkpoint_restarts_the_trial_from_scratch(ray_session, store
     assert len(tags) == 3 and all("restarting from scratch" in t for t in tags)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Ray refuses to restore from a checkpoint folder that no longer exists and fails the "
-    "trial again; needs the engine's TuneCallback.on_trial_recover to fall back to an "
-    "existing kept checkpoint or none (see the faults report)"))
 def test_a_deleted_checkpoint_folder_restarts_the_trial_from_scratch(ray_session, store,
                                                                      tmp_path):
     s = spec(tmp_path, max_failures=1, xs=(0.1,), fail_x=0.1,
