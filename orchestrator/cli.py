@@ -162,11 +162,7 @@ def sweep(
         raise _fail(exc, EXIT_INVALID) from None
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
-    print_summary(result)
-    if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.counts["failed"]:
-        raise typer.Exit(EXIT_TRIALS_FAILED)
+    _finish(result)
 
 
 def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address: str | None,
@@ -226,11 +222,7 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
                                          parent_run_id=sw.parent_run_id))
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
-    print_summary(result)
-    if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.counts["failed"]:
-        raise typer.Exit(EXIT_TRIALS_FAILED)
+    _finish(result)
 
 
 @app.command("resume")
@@ -242,6 +234,15 @@ def resume_cmd(
 ) -> None:
     """Continue an interrupted sweep (driver killed, Ctrl-C): nothing finished runs again."""
     _resume(sweep_ref, None, tracking_uri=tracking_uri, address=address, live=live)
+
+
+def _finish(result: Any) -> None:
+    """Print the summary and exit with the sweep's status."""
+    print_summary(result)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.counts["failed"]:
+        raise typer.Exit(EXIT_TRIALS_FAILED)
 
 
 def print_summary(result: Any) -> None:
@@ -290,6 +291,8 @@ def print_summary(result: Any) -> None:
                   f"sweep {result.sweep_id}, parent run {result.parent_run_id}", highlight=False)
         out.print("review: orch ui   |   orch ls   |   orch export " + result.sweep_id,
                   highlight=False)
+    for warning in result.warnings:
+        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     for problem in result.tracking_problems:
         out.print(f"[bold red]tracking:[/] {problem}", highlight=False)
     out.print(f"trial files: {result.storage}", highlight=False)

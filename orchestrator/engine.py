@@ -90,6 +90,7 @@ class TrialRecord:
     config: dict[str, Any]
     role: str = "trial"  # or "baseline"
     repeat: int = 0  # baseline repeat index (distinct seed), 0 for the first
+    index: int = -1  # creation order in the sweep (the searcher's order), -1 until known
     outcome: str = "pending"  # running, then one of OUTCOMES
     history: list[dict[str, float]] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,7 @@ class SweepResult:
     interrupted: bool = False
     target_reached: bool = False
     tracking_problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
     @property
@@ -292,6 +294,7 @@ class Ledger:
         self.listeners: list[Any] = []
         self.prior_outcomes: dict[str, str] = {}
         self.adopted = False
+        self.numbered = 0
         from orchestrator.diagnosis import diagnose
 
         self._diagnose = diagnose
@@ -306,6 +309,13 @@ class Ledger:
         return rec
 
     # -- Tune callback hooks (called by _TuneCallback) --
+    def number(self, trials: list[Any]) -> None:
+        """Remember each trial's creation order (Ray's list is in that order; only new
+        trials at its end are looked at)."""
+        for i in range(self.numbered, len(trials)):
+            self.record(trials[i]).index = i
+        self.numbered = max(self.numbered, len(trials))
+
     def adopt(self, trials: list[Any]) -> None:
         """Take in trials that finished before a resumed sweep was interrupted."""
         for trial in trials:
@@ -372,7 +382,13 @@ class Ledger:
         self._finish(rec)
 
     def end_unfinished(self) -> None:
-        """Close trials the sweep ended: cut off at the target, else interrupted."""
+        """Close trials the sweep ended: cut off at the target, else interrupted.
+
+        Trials the searcher created but Ray never started are dropped: they did not run.
+        """
+        for tid in [t for t, r in self.records.items()
+                    if r.outcome == "pending" and r.started is None]:
+            del self.records[tid]
         for rec in self.records.values():
             if rec.outcome in ("pending", "running"):
                 if self.target_reached:
@@ -499,6 +515,7 @@ class TuneCallback(Callback):
         if not ledger.adopted:  # first step: trials restored from an interrupted sweep
             ledger.adopted = True
             ledger.adopt(trials)
+        ledger.number(trials)
 
     def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         self.ledger.on_trial_start(trial)
@@ -842,13 +859,16 @@ def run_sweep(
                                      for r in ledger.records.values()):
             result.interrupted = result.interrupted or not ledger.target_reached
             ledger.end_unfinished()
-        result.records = sorted(ledger.records.values(), key=lambda r: r.started or math.inf)
+        # In the searcher's order: the same spec and seed list the same configs.
+        result.records = sorted(ledger.records.values(),
+                                key=lambda r: (r.index < 0, r.index, r.started or math.inf))
         _LEDGERS.pop(sweep_id, None)
         result.target_reached = ledger.target_reached
         result.wall_s = time.time() - started
         if recorder is not None:
             recorder.finish(result)
             result.tracking_problems = list(recorder.problems)
+            result.warnings = list(recorder.warnings)
     return result
 
 

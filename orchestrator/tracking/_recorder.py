@@ -106,6 +106,8 @@ class Recorder:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.spec_text = spec_text
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # loud, but not about tracking: e.g. a different split
+        self.baseline_fingerprint = ""
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
         self.points_reported = 0
@@ -271,6 +273,14 @@ class Recorder:
             tags["orch.best_trial_id"] = best.trial_id
             tags["orch.best_config"] = _clip(json.dumps(best.config, sort_keys=True,
                                                         default=str), MAX_TAG_CHARS)
+        prints = {r.tags["split_fingerprint"] for r in result.records
+                  if r.tags.get("split_fingerprint")}
+        if self.baseline_fingerprint and prints and self.baseline_fingerprint not in prints:
+            self.warnings.append(
+                f"the baseline run {spec.baseline} was trained on a different data split "
+                f"(fingerprint {self.baseline_fingerprint} vs {', '.join(sorted(prints))}): "
+                f"delta_{spec.metric.name} compares unlike with unlike")
+            tags["orch.split_mismatch"] = "true"
         if result.target_reached:
             tags["orch.target_reached"] = "true"
         tags.update(_verdict_tags(result))
@@ -424,6 +434,7 @@ class Recorder:
             raise TrackingError(
                 f"baseline run {run_id} has no metric {self.spec.metric.name!r}; it has: "
                 f"{', '.join(sorted(run.data.metrics)) or 'no metrics'}")
+        self.baseline_fingerprint = run.data.tags.get("orch.split_fingerprint", "")
         return float(value)
 
     def _artifact_folder(self, rec: TrialRecord) -> Path | None:

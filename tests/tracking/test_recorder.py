@@ -228,3 +228,23 @@ def test_interrupt_leaves_nothing_running(tmp_path, sig):
     assert statuses["sweep"] == {"KILLED"}
     assert "RUNNING" not in {r.info.status for r in runs}
     assert "KILLED" in statuses["trial"]
+
+
+def test_a_baseline_run_on_another_split_is_flagged(ray_session, store):
+    def kfold_spec(name, seed, baseline=None):
+        spec = {"name": name, "trainable": "digits_mlp", "method": "grid",
+                "metric": {"name": "val_loss"}, "cv": {"folds": 2, "seed": seed},
+                "parameters": {"epochs": {"value": 1}, "width": {"value": 16}}}
+        if baseline:
+            spec["baseline"] = baseline
+        return spec
+
+    first = orchestrator.sweep(kfold_spec("split-a", 0), tracking_uri=store)
+    client = MlflowClient(store)
+    _, (run,) = sweep_runs(client, first)
+    same = orchestrator.sweep(kfold_spec("split-b", 0, run.info.run_id), tracking_uri=store)
+    other = orchestrator.sweep(kfold_spec("split-c", 1, run.info.run_id), tracking_uri=store)
+    assert not same.warnings
+    assert other.warnings and "different data split" in other.warnings[0]
+    parent, _ = sweep_runs(client, other)
+    assert parent.data.tags["orch.split_mismatch"] == "true"
