@@ -59,7 +59,8 @@ class LiveView:
 
         records = list(self.ledger.records.values())
         metric = self.spec.metric.name
-        total = self.spec.run_cap + (1 if isinstance(self.spec.baseline, dict) else 0)
+        total = self.spec.run_cap + (self.spec.baseline_repeats
+                                     if isinstance(self.spec.baseline, dict) else 0)
         counts = {k: sum(r.outcome == k for r in records) for k in ("running", *OUTCOMES)}
         done = sum(counts[k] for k in OUTCOMES)
         elapsed = time.time() - self.started

@@ -51,13 +51,15 @@ def _ensure_cwd_on_path() -> None:
 def check_trainable(ref: str) -> None:
     """Raise :class:`TrainableImportError` unless `ref` names a function that can be imported.
 
-    Finds the module's file and parses it; executes nothing.
+    Finds the module's file and parses it without running it (parent packages of a
+    dotted name are imported, as Python must to find the module).
     """
     module, func = split_reference(ref)
     _ensure_cwd_on_path()
     try:
+        # For a dotted name this imports the parent packages (their __init__ runs).
         found = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as exc:
+    except Exception as exc:  # any error in a parent package is the user's to see, clearly
         found, error = None, exc
     else:
         error = None

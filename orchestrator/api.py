@@ -12,8 +12,10 @@ __all__ = ["sweep"]
 
 
 def _reference(fn: Callable[..., Any]) -> str:
+    """A ``module:function`` name for a trainable passed as an object (recorded, shown)."""
     module = getattr(fn, "__module__", None) or "__main__"
-    return f"{module}:{getattr(fn, '__name__', 'trainable')}"
+    name = getattr(fn, "__name__", "")
+    return f"{module}:{name if name.isidentifier() else 'trainable'}"  # lambdas, partials
 
 
 def sweep(

@@ -204,17 +204,20 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
                 sw.parent_run_id, EFFECTIVE_SPEC, tmp)).read_text())
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
-    if current is not None and current.raw != stored:
+    except Exception as exc:  # the store answered, but not with this sweep's records
+        raise _fail(OrchError(f"sweep {ref or current.name!r} cannot be resumed from {uri}: "
+                              f"{type(exc).__name__}: {exc}"), EXIT_ERROR) from None
+    if current is not None and _comparable(current, stored) != stored:
         def dump(d: Any) -> list[str]:
             return json.dumps(d, indent=2, sort_keys=True, default=str).splitlines()
 
-        diff = "\n".join(difflib.unified_diff(dump(stored), dump(current.raw),
+        diff = "\n".join(difflib.unified_diff(dump(stored), dump(_comparable(current, stored)),
                                                "recorded spec", "this spec", lineterm=""))
         err.print(f"[bold red]refused:[/] the spec changed since sweep {sw.sweep_id} started; "
                   "a resumed sweep must run the same spec. Difference:", highlight=False)
         err.print(diff, markup=False, highlight=False)
         raise typer.Exit(EXIT_INVALID)
-    spec = load_spec(stored)
+    spec = load_spec(stored)  # placeholders (`from: lr_find`) were resolved when it started
     out.print(f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}", highlight=False)
     try:
         result = run_sweep(spec, address=address, tracking_uri=uri, live=live,
@@ -223,6 +226,23 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
     _finish(result)
+
+
+def _comparable(current: Any, stored: dict[str, Any]) -> dict[str, Any]:
+    """`current`'s effective spec, with `from: lr_find` placeholders taken as the recorded
+    sweep resolved them (the range test is not run again to compare)."""
+    import copy
+
+    mine = copy.deepcopy(current.effective())
+    for p in current.placeholders:
+        src, dst = stored.get("parameters", {}), mine.get("parameters", {})
+        *heads, last = p.name.split(".")
+        for h in heads:
+            src = src.get(h, {}).get("parameters", {})
+            dst = dst.get(h, {}).get("parameters", {})
+        if last in src:
+            dst[last] = src[last]
+    return mine
 
 
 @app.command("resume")

@@ -39,6 +39,9 @@ def _driver_env() -> None:
     # Trainables open data relative to where `orch` was started, as users expect.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # orch handles Ctrl-C itself (see _install_interrupt_handlers); Ray's handler would
+    # end the sweep as if it had finished.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     # Save the experiment state at most 1 s apart (Ray's "auto" waits >= 10 s): a resumed
     # sweep must know every trial that was started, or it runs more than the budget.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -53,7 +56,14 @@ from ray.tune.stopper import Stopper  # noqa: E402
 from orchestrator._context import TAGS_KEY, TrialContext, _activate, derive_seed
 from orchestrator._trainable import load_trainable
 from orchestrator.errors import OrchError, ResourceError
-from orchestrator.space import OptunaSpace, flatten, grid_configs, make_sampler, nest
+from orchestrator.space import (
+    OptunaSpace,
+    constants,
+    flatten,
+    grid_configs,
+    make_sampler,
+    nest,
+)
 from orchestrator.spec import SweepSpec
 
 if TYPE_CHECKING:
@@ -289,10 +299,10 @@ class Ledger:
         self.spec = spec
         self.records: dict[str, TrialRecord] = {}
         self.guard_failures: dict[str, str] = {}
-        self.lock = threading.Lock()
         self.target_reached = False
         self.listeners: list[Any] = []
         self.prior_outcomes: dict[str, str] = {}
+        self.interrupted = False  # Ctrl-C / SIGTERM: the Guard asks Ray to stop
         self.adopted = False
         self.numbered = 0
         from orchestrator.diagnosis import diagnose
@@ -495,12 +505,13 @@ class Guard(Stopper):
                 f"{result.get('training_iteration')}: the trial diverged"
             )
             return True
-        if self.metric.reached(value):
-            self.ledger.target_reached = True
+        rec = self.ledger.records.get(trial_id)
+        if self.metric.reached(value) and (rec is None or rec.role == "trial"):
+            self.ledger.target_reached = True  # the baseline reaching it proves nothing
         return False
 
     def stop_all(self) -> bool:
-        return self.ledger.target_reached
+        return self.ledger.target_reached or self.ledger.interrupted
 
 class TuneCallback(Callback):
     def __init__(self, sweep_id: str) -> None:
@@ -631,7 +642,7 @@ def baseline_config(spec: SweepSpec) -> dict[str, Any] | None:
     """The baseline as a nested config: the space's constants overlaid with `baseline:`."""
     if not isinstance(spec.baseline, dict):
         return None
-    flat = {p.name: p.value for p in spec.parameters if p.is_constant and not p.when}
+    flat = constants(spec.parameters)
     flat.update(flatten(spec.baseline))
     return nest(flat)
 
@@ -799,18 +810,27 @@ def run_sweep(
     sweep_id = resume.sweep_id if resume else new_sweep_id()
     storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
     if resume is not None:
-        storage = str(Path(resume.experiment_path).parent)
+        storage = resume.experiment_path.rstrip("/").rsplit("/", 1)[0]
     experiment_path = f"{storage.rstrip('/')}/{spec.name}-{sweep_id}"
     ledger = Ledger(spec)
     _LEDGERS[sweep_id] = ledger
+    try:
+        tuner = _build_tuner(spec, fn, resources, storage, experiment_path, sweep_id,
+                             configs, resume)
+    except Exception as exc:  # a damaged experiment folder, a searcher that cannot start
+        _LEDGERS.pop(sweep_id, None)
+        raise OrchError(f"the sweep could not be set up: {type(exc).__name__}: {exc}") from exc
     recorder = None
     if tracking:
         from orchestrator.tracking import Recorder
 
         recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
                             spec_text=spec_text, experiment_path=experiment_path)
-        # Fails here, before any trial, if the store is unreachable.
-        recorder.start(resume_parent=resume.parent_run_id if resume else None)
+        try:  # fails here, before any trial, if the store is unreachable
+            recorder.start(resume_parent=resume.parent_run_id if resume else None)
+        except BaseException:
+            _LEDGERS.pop(sweep_id, None)
+            raise
         ledger.prior_outcomes = dict(recorder.prior_outcomes)
         ledger.listeners.append(recorder)
     view = None
@@ -822,42 +842,27 @@ def run_sweep(
         view = LiveView(spec, ledger)
         ledger.listeners.append(view)
 
-    search_alg, param_space, num_samples = build_search(spec, configs)
-    cv = spec.cv.as_dict(spec.seed) if spec.cv else None
-    trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
-                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv,
-                                   artifact_root=experiment_path if "://" not in storage
-                                   else None)
-    trainable_with_resources = tune.with_resources(trial_fn, resources)
-    if resume is not None:
-        # Errored trials stay failed: they used up their retries before the interruption.
-        tuner = tune.Tuner.restore(resume.experiment_path, trainable=trainable_with_resources,
-                                   resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False, param_space=param_space or None)
-    else:
-        tuner = _new_tuner(spec, trainable_with_resources, param_space, search_alg,
-                           num_samples, sweep_id, storage)
     result = _result_shell(spec, sweep_id, storage, recorder)
     started = time.time()
-    previous = signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    failure: BaseException | None = None
+    handlers = _install_interrupt_handlers(ledger)
     try:
         if view is not None:
             view.start()
         try:
             tuner.fit()
-        except KeyboardInterrupt:
-            result.interrupted = True
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now
+            ledger.interrupted = True
+        except Exception as exc:  # Ray or a searcher failed: record it, then report it
+            failure = exc
         finally:
             if view is not None:
                 view.stop()
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        _restore_handlers(handlers)
+        result.interrupted = ledger.interrupted or failure is not None
         if result.interrupted or any(r.outcome in ("pending", "running")
                                      for r in ledger.records.values()):
-            result.interrupted = result.interrupted or not ledger.target_reached
             ledger.end_unfinished()
         # In the searcher's order: the same spec and seed list the same configs.
         result.records = sorted(ledger.records.values(),
@@ -866,10 +871,58 @@ def run_sweep(
         result.target_reached = ledger.target_reached
         result.wall_s = time.time() - started
         if recorder is not None:
-            recorder.finish(result)
+            recorder.finish(result, failure=failure)
             result.tracking_problems = list(recorder.problems)
             result.warnings = list(recorder.warnings)
+    if failure is not None:
+        raise OrchError(f"the sweep stopped with an error: {type(failure).__name__}: "
+                        f"{failure}; finished trials are recorded") from failure
     return result
+
+
+def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
+                 resources: Mapping[str, float], storage: str, experiment_path: str,
+                 sweep_id: str, configs: Sequence[Mapping[str, Any]] | None,
+                 resume: Resume | None) -> Any:
+    from ray import tune
+
+    search_alg, param_space, num_samples = build_search(spec, configs)
+    cv = spec.cv.as_dict(spec.seed) if spec.cv else None
+    trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
+                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv,
+                                   artifact_root=experiment_path if "://" not in storage
+                                   else None)
+    trainable = tune.with_resources(trial_fn, dict(resources))
+    if resume is not None:
+        # Errored trials stay failed: they used up their retries before the interruption.
+        return tune.Tuner.restore(resume.experiment_path, trainable=trainable,
+                                  resume_unfinished=True, resume_errored=False,
+                                  restart_errored=False, param_space=param_space or None)
+    return _new_tuner(spec, trainable, param_space, search_alg, num_samples, sweep_id,
+                      storage)
+
+
+def _install_interrupt_handlers(ledger: Ledger) -> dict[int, Any]:
+    """Ctrl-C / SIGTERM ask Ray Tune to stop the sweep (through the Guard's stop_all),
+    so it stops trials and saves its state for a resume; a second signal stops now."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if ledger.interrupted:
+            raise KeyboardInterrupt(f"signal {signum}")
+        ledger.interrupted = True
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _result_shell(spec: SweepSpec, sweep_id: str, storage: str, recorder: Any) -> SweepResult:
@@ -908,10 +961,3 @@ def _new_tuner(spec: SweepSpec, trainable: Any, param_space: dict[str, Any], sea
         ),
     )
 
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-class SweepInterrupted(OrchError):
-    """The sweep was interrupted (Ctrl-C or SIGTERM); finished trials are kept."""

@@ -169,28 +169,32 @@ def _record(spec: SweepSpec, found: LRRangeResult, config: dict[str, Any], plot:
     run = client.create_run(exp_id, run_name=f"{spec.name}-lr-find",
                             tags={k: v for k, v in tags.items() if v})
     run_id = run.info.run_id
-    params = {f"lr_find.{k}": v for k, v in found.settings.items()}
-    params.update({f"config.{k}": v for k, v in flatten(config).items()})
-    items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
-    now = int(time.time() * 1000)
-    points = [Metric(k, v, now, 0) for k, v in (
-        ("suggested_lr", found.suggested_lr), ("lr_at_min", found.lr_at_min),
-        ("range_low", lo), ("range_high", hi), ("steps", float(found.steps)))]
-    for i, (lr, loss, smooth) in enumerate(zip(found.lrs, found.losses, found.smoothed)):
-        points.append(Metric("lr_find_lr", float(lr), now, i))
-        for key, value in (("lr_find_loss", loss), ("lr_find_smoothed", smooth)):
-            if math.isfinite(value):
-                points.append(Metric(key, float(value), now, i))
-    for i in range(0, len(points), MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=points[i:i + MAX_METRICS_PER_BATCH])
-    if plot.name != LR_FIND_PNG:  # the artifact keeps its usual name wherever the file is
-        named = Path(tempfile.mkdtemp(prefix="orch-lr-find-")) / LR_FIND_PNG
-        named.write_bytes(plot.read_bytes())
-        plot = named
-    client.log_artifact(run_id, str(plot))
-    client.log_text(run_id, json.dumps(found.to_dict(), indent=1), LR_FIND_JSON)
+    try:
+        params = {f"lr_find.{k}": v for k, v in found.settings.items()}
+        params.update({f"config.{k}": v for k, v in flatten(config).items()})
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            client.log_batch(run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
+        now = int(time.time() * 1000)
+        points = [Metric(k, v, now, 0) for k, v in (
+            ("suggested_lr", found.suggested_lr), ("lr_at_min", found.lr_at_min),
+            ("range_low", lo), ("range_high", hi), ("steps", float(found.steps)))]
+        for i, (lr, loss, smooth) in enumerate(zip(found.lrs, found.losses, found.smoothed)):
+            points.append(Metric("lr_find_lr", float(lr), now, i))
+            for key, value in (("lr_find_loss", loss), ("lr_find_smoothed", smooth)):
+                if math.isfinite(value):
+                    points.append(Metric(key, float(value), now, i))
+        for i in range(0, len(points), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=points[i:i + MAX_METRICS_PER_BATCH])
+        if plot.name != LR_FIND_PNG:  # the artifact keeps its usual name wherever the file is
+            named = Path(tempfile.mkdtemp(prefix="orch-lr-find-")) / LR_FIND_PNG
+            named.write_bytes(plot.read_bytes())
+            plot = named
+        client.log_artifact(run_id, str(plot))
+        client.log_text(run_id, json.dumps(found.to_dict(), indent=1), LR_FIND_JSON)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")  # never left RUNNING
+        raise
     client.set_terminated(run_id, status="FINISHED")
     return run_id, uri
 

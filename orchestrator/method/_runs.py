@@ -62,11 +62,20 @@ def find_run(ref: str, *, tracking_uri: str) -> Any:
 
 
 def sweep_spec(parent_run_id: str, *, tracking_uri: str) -> Any:
-    """The spec a sweep was run with, from its ``spec.yaml`` artifact (None if absent)."""
+    """The spec a sweep was run with: its effective spec (after ``--set``), else its
+    ``spec.yaml`` artifact; None if neither is recorded."""
+    import json
+
     from orchestrator.spec import load_spec
+    from orchestrator.tracking import EFFECTIVE_SPEC
 
     client = _client(tracking_uri)
     folder = tempfile.mkdtemp(prefix="orch-spec-")
+    try:
+        effective = client.download_artifacts(parent_run_id, EFFECTIVE_SPEC, folder)
+        return load_spec(json.loads(Path(effective).read_text(encoding="utf-8")))
+    except Exception:  # noqa: BLE001 - recorded before effective specs, or not loadable
+        pass
     try:
         path = client.download_artifacts(parent_run_id, "spec.yaml", folder)
     except Exception:  # noqa: BLE001 - a sweep recorded without its spec

@@ -171,6 +171,12 @@ class SweepSpec:
     def searched(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if not p.is_constant)
 
+    def effective(self) -> dict[str, Any]:
+        """The spec as it runs (after ``--set``), with the names it derived made explicit:
+        what is recorded for a resume, and what a resume compares against."""
+        return {**self.raw, "name": self.name, "experiment": self.experiment,
+                "trainable": self.trainable}
+
     @property
     def placeholders(self) -> tuple[Parameter, ...]:
         """Parameters written ``from: lr_find``: resolved before the sweep runs."""

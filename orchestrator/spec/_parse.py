@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import Issue, SpecError
 from orchestrator.spec._model import (
-    CONDITIONAL_METHODS,
-    CONTINUOUS,
     CV,
     DISTRIBUTIONS,
     METHODS,

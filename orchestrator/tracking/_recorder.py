@@ -211,7 +211,7 @@ class Recorder:
         self._submit("sweep params", lambda: self._log_params(parent, settings))
         text = self.spec_text or json.dumps(spec.raw, indent=2, default=str)
         self._submit("spec artifact", lambda: self._client.log_text(parent, text, "spec.yaml"))
-        effective = json.dumps(spec.raw, indent=2, sort_keys=True, default=str)
+        effective = json.dumps(spec.effective(), indent=2, sort_keys=True, default=str)
         self._submit("effective spec", lambda: self._client.log_text(parent, effective,
                                                                      EFFECTIVE_SPEC))
         self._start_writer()
@@ -254,8 +254,11 @@ class Recorder:
             self._last_step[tid] = max(steps, default=0)
         self._start_writer()
 
-    def finish(self, result: SweepResult) -> None:
-        """Close every run with its outcome, write the summary, and drain the queue."""
+    def finish(self, result: SweepResult, *, failure: BaseException | None = None) -> None:
+        """Close every run with its outcome, write the summary, and drain the queue.
+
+        ``failure``: the sweep itself broke (not a trial); its parent run ends FAILED.
+        """
         spec, parent = self.spec, self.parent_run_id
         base = result.baseline
         if base is not None and base.value(spec.metric.name) is not None:
@@ -285,6 +288,10 @@ class Recorder:
             tags["orch.target_reached"] = "true"
         tags.update(_verdict_tags(result))
         status = "KILLED" if result.interrupted else "FINISHED"
+        if failure is not None:
+            status = "FAILED"
+            tags["orch.status"] = "failed"
+            tags["orch.error"] = _clip(f"{type(failure).__name__}: {failure}", MAX_TAG_CHARS)
 
         def summary() -> None:
             from mlflow.entities import Metric, RunTag
@@ -438,6 +445,8 @@ class Recorder:
         return float(value)
 
     def _artifact_folder(self, rec: TrialRecord) -> Path | None:
+        # In the sweep's folder under storage_path. With object-store storage the folder
+        # is the worker's own (not readable here): then nothing is copied (see README).
         raw = rec.tags.get("artifact_dir")
         if raw and Path(raw).is_dir() and any(Path(raw).iterdir()):
             return Path(raw)

@@ -161,3 +161,12 @@ def test_baseline_repeats_run_with_distinct_seeds(ray_session, store):
     seeds = {r.tags["seed"] for r in bases}
     assert len(seeds) == 3
     assert len({r.value("loss") for r in bases}) == 3  # the seed changes the outcome
+
+
+def test_the_baseline_reaching_the_target_does_not_end_the_search(ray_session, store):
+    s = spec(run_cap=3, max_concurrent=1, metric={"name": "loss", "target": 0.34},
+             parameters={"x": {"values": [0.8, 0.9, 0.7]}, "epochs": {"value": 3}},
+             method="grid", baseline={"x": 0.3})
+    result = orchestrator.sweep(s, trainable=quadratic, tracking=False)
+    assert not result.target_reached
+    assert result.counts["completed"] == 4  # the baseline and all three searched configs
