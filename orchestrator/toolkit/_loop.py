@@ -43,6 +43,7 @@ from orchestrator.toolkit._stats import EpochStats
 __all__ = ["EPOCH_METRICS", "FitResult", "default_device", "fit_classifier", "seed_everything"]
 
 EVAL_BATCH_SIZE = 1024  # samples per forward pass when validating (no gradients kept)
+GPU_CHECK_EVERY = 16  # steps between host reads of the loss on a GPU (divergence check)
 EPOCH_METRICS = (  # measured every epoch, in report order (K-fold adds _std and _fold<k>)
     "epoch",
     "train_loss",
@@ -141,6 +142,11 @@ def _subsample(train: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
     return np.sort(train[chosen])
 
 
+def _check_every(device: torch.device) -> int:
+    """Steps between reads of the loss on the host: every step on the CPU (free)."""
+    return 1 if device.type == "cpu" else GPU_CHECK_EVERY
+
+
 def _train_epoch(
     fold: _Fold, data: ClassificationData, loss_fn: Callable, s: TrainSettings, device: torch.device
 ) -> dict[str, float] | _Divergence:
@@ -149,12 +155,21 @@ def _train_epoch(
     stats = EpochStats(params)
     total, seen, lr = 0.0, 0, fold.schedule.lr
     steps = math.ceil(len(fold.train) / s.batch_size)
+    # On a GPU, reading the loss back every step would synchronise every step: the
+    # running sum stays on the device and is checked every few steps instead.
+    check_every = _check_every(device)
+    on_device = torch.zeros((), device=device)
     batches = data.batches(
         fold.train, batch_size=s.batch_size, device=device, generator=fold.generator
     )
     for step, (xb, yb) in enumerate(batches, start=1):
         loss = loss_fn(model(xb), yb)
-        value = loss.item()
+        if check_every == 1:
+            value = loss.item()
+        else:
+            on_device += loss.detach() * len(yb)
+            value = (on_device.item() if step % check_every == 0 or step == steps
+                     else 0.0)  # 0.0: not read this step; the sum is read below
         if not math.isfinite(value):  # diverged: stop now, report, end the trial
             metrics = {"train_loss": value, "val_loss": math.nan, "val_acc": math.nan, "lr": lr}
             return _Divergence(fold.index, step, steps, {**metrics, **stats.summary()})
@@ -166,8 +181,11 @@ def _train_epoch(
         lr = fold.schedule.lr  # the LR this step uses (onecycle changes it every step)
         fold.optimizer.step()
         fold.schedule.after_batch()
-        total += value * len(yb)
+        if check_every == 1:
+            total += value * len(yb)
         seen += len(yb)
+    if check_every != 1:
+        total = float(on_device.item())
     return {"train_loss": total / seen, "lr": lr, **stats.summary()}
 
 
