@@ -452,7 +452,7 @@ def run_direct(configs: list[tuple[dict[str, Any], int]], cv: dict[str, Any],
     for config, seed in configs:
         t1 = time.perf_counter()
         with orchestrator.capture_reports(metric="val_loss", seed=seed, split_seed=cv["seed"],
-                                          cv=cv):
+                                          cv=cv, keep_checkpoints=False):
             digits_mlp(config)
         if each is not None:
             each.append(time.perf_counter() - t1)

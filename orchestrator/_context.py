@@ -60,6 +60,7 @@ class TrialContext:
     pending_tags: dict[str, str] = field(default_factory=dict)
     checkpoints: list[Any] | None = None  # with a sink: every checkpoint reported, in order
     resume_from: dict[str, Any] | None = None  # with a sink: what load_checkpoint() returns
+    keep_checkpoints: bool = True  # with a sink: False drops them (nothing to resume from)
 
 
 _CURRENT: TrialContext | None = None
@@ -195,7 +196,7 @@ def report(metrics: Mapping[str, Any], *, checkpoint: Any = None) -> None:
             metrics[TAGS_KEY] = {**metrics.get(TAGS_KEY, {}), **ctx.pending_tags}
             ctx.pending_tags = {}
         if ctx.sink is not None:
-            if checkpoint is not None:
+            if checkpoint is not None and ctx.keep_checkpoints:
                 if ctx.checkpoints is None:
                     ctx.checkpoints = []
                 ctx.checkpoints.append(
@@ -318,6 +319,7 @@ def capture_reports(
     cv: dict[str, Any] | None = None,
     artifacts: str | os.PathLike[str] | None = None,
     resume_from: Mapping[str, Any] | None = None,
+    keep_checkpoints: bool = True,
 ) -> Iterator[CapturedReports]:
     """Run a trainable outside a sweep and collect what it reports.
 
@@ -330,7 +332,8 @@ def capture_reports(
 
     ``resume_from`` is what :func:`load_checkpoint` returns inside, as if Ray
     had restarted the trial from that checkpoint (e.g. ``got.checkpoints[1]``
-    of an earlier capture).
+    of an earlier capture). ``keep_checkpoints=False`` skips copying each reported
+    checkpoint (a plain run, e.g. ``orch reproduce``, needs none of them).
     """
     folder = Path(artifacts) if artifacts is not None else Path(tempfile.mkdtemp(prefix="orch-"))
     sink: list[dict[str, Any]] = []
@@ -338,6 +341,7 @@ def capture_reports(
     ctx = TrialContext(
         metric=metric, seed=seed, split_seed=split_seed, cv=cv, artifacts=folder, sink=sink,
         checkpoints=checkpoints, resume_from=dict(resume_from) if resume_from is not None else None,
+        keep_checkpoints=keep_checkpoints,
     )
     with _activate(ctx):
         yield CapturedReports(reports=sink, artifacts=folder, context=ctx,

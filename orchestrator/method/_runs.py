@@ -299,7 +299,8 @@ def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOL
     ref = (client.get_run(parent).data.params.get("trainable") if parent else None) or \
         (spec.trainable if spec else "")
     fn = trainable if trainable is not None else load_trainable(ref)
-    with capture_reports(metric=metric, seed=seed, split_seed=split, cv=cv) as got:
+    with capture_reports(metric=metric, seed=seed, split_seed=split, cv=cv,
+                         keep_checkpoints=False) as got:
         sink = _StopAt(epoch) if epoch > 0 else []
         got.context.sink = sink
         try:
