@@ -196,7 +196,7 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
             raise OrchError(f"sweep {sw.sweep_id} finished; nothing to resume")
         client = MlflowClient(uri)
         path = client.get_run(sw.parent_run_id).data.tags.get("orch.storage", "")
-        if not path or not Path(path).exists():
+        if not path or not _storage_exists(path):
             raise OrchError(f"sweep {sw.sweep_id}: its Ray Tune folder {path or '(unknown)'} "
                             "is gone, so its trials cannot be restored")
         with tempfile.TemporaryDirectory() as tmp:
@@ -226,6 +226,16 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
     _finish(result)
+
+
+def _storage_exists(path: str) -> bool:
+    """Whether a sweep folder exists: a local path or a URI (s3://, gs://) via pyarrow."""
+    if "://" not in path:
+        return Path(path).exists()
+    import pyarrow.fs
+
+    fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+    return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
 
 
 def _comparable(current: Any, stored: dict[str, Any]) -> dict[str, Any]:
