@@ -170,3 +170,31 @@ def test_the_baseline_reaching_the_target_does_not_end_the_search(ray_session, s
     result = orchestrator.sweep(s, trainable=quadratic, tracking=False)
     assert not result.target_reached
     assert result.counts["completed"] == 4  # the baseline and all three searched configs
+
+
+def test_a_sweep_that_breaks_ends_failed_with_a_clear_error(ray_session, store, monkeypatch):
+    """Not a trial failing: the search itself. Recorded as FAILED, reported as OrchError."""
+    from orchestrator import space
+
+    calls = {"n": 0}
+    original = space.OptunaSpace.__call__
+
+    def breaks_on_third(self, trial):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("searcher broke")
+        return original(self, trial)
+
+    monkeypatch.setattr(space.OptunaSpace, "__call__", breaks_on_third)
+    with pytest.raises(orchestrator.OrchError, match="searcher broke"):
+        orchestrator.sweep(spec(run_cap=5, max_concurrent=1, name="breaks"),
+                           trainable=quadratic, tracking_uri=store)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("breaks")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags["orch.role"] == "sweep")
+    assert parent.info.status == "FAILED" and "searcher broke" in parent.data.tags["orch.error"]
+    assert "RUNNING" not in {r.info.status for r in runs}
