@@ -152,6 +152,10 @@ def sweep(
         for i, cfg in enumerate(_preview(s), 1):
             out.print(f"  config {i}: {cfg}", highlight=False, markup=False)
         return
+    if address:
+        from orchestrator.api import bound_cluster_connect
+
+        bound_cluster_connect()
     from orchestrator.engine import run_sweep
 
     try:
@@ -175,6 +179,10 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
 
     from mlflow import MlflowClient
 
+    if address:
+        from orchestrator.api import bound_cluster_connect
+
+        bound_cluster_connect()
     from orchestrator.engine import Resume, run_sweep
     from orchestrator.spec import load_spec
     from orchestrator.tracking import EFFECTIVE_SPEC, resolve_tracking_uri

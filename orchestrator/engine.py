@@ -730,7 +730,14 @@ def ensure_ray(address: str | None) -> None:
         kwargs["runtime_env"] = {"working_dir": cwd, "excludes": RUNTIME_ENV_EXCLUDES}
     else:
         kwargs["_node_ip_address"] = "127.0.0.1"
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # no cluster there, refused token, ...
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise OrchError(
+            f"could not connect to {where}: {type(exc).__name__}: {exc}. Check --address "
+            "(and RAY_AUTH_MODE=token / RAY_AUTH_TOKEN_PATH on a cluster with token auth)"
+        ) from exc
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
