@@ -77,8 +77,7 @@ def _sqlite_init_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    path = Path(uri[len("sqlite:///"):] if uri.startswith("sqlite:////") else
-                uri[len("sqlite:///"):])
+    path = Path(uri[len("sqlite:///"):])  # resolve_tracking_uri made it absolute
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
