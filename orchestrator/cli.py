@@ -9,6 +9,7 @@ be imported); 3 the sweep ran but some trials failed; 4 another orch error
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.errors import OrchError, SpecError, TrainableImportError
 
@@ -36,8 +38,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)  # messages stay whole lines (copy-paste, grep)
-err = Console(stderr=True, soft_wrap=True)
+# Piped, every message stays one whole line (grep, cut); in a terminal rich wraps at words.
+out = Console(soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+
+Part = str | tuple[str, str]  # plain text, or (text, rich style)
+
+
+def say(console: Console, *parts: Part) -> None:
+    """Print one line built from plain text and (text, style) parts.
+
+    Nothing is read as rich markup: user and error text (``[errno 30]``,
+    ``cannot open [/data/x.csv]``) is shown exactly as it is.
+    """
+    console.print(Text.assemble(*parts), highlight=False)
+
+
+def cell(value: Any) -> Text:
+    """A table cell shown as text, never as markup."""
+    return value if isinstance(value, Text) else Text("" if value is None else str(value))
 
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (YAML, W&B sweep syntax).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
@@ -50,12 +69,11 @@ TrackingOpt = Annotated[str | None, typer.Option(
 
 def _fail(exc: OrchError, code: int) -> typer.Exit:
     if isinstance(exc, SpecError):
-        err.print(f"[bold red]invalid spec[/] {exc.source}: {len(exc.issues)} problem(s)",
-                  highlight=False)
+        say(err, ("invalid spec", "bold red"), f" {exc.source}: {len(exc.issues)} problem(s)")
         for issue in exc.issues:
-            err.print(f"  [red]✗[/] {issue}", highlight=False, markup=False)
+            say(err, ("  ✗ ", "red"), str(issue))
     else:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        say(err, ("error:", "bold red"), f" {exc}")
     return typer.Exit(code)
 
 
@@ -77,12 +95,12 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
         raise _fail(exc, EXIT_INVALID) from None
     except TrainableImportError as exc:
         raise _fail(exc, EXIT_INVALID) from None
-    out.print(f"[green]✓[/] {spec}: {s.name} — method {s.method}, {len(s.searched)} searched "
-              f"parameter(s), budget {s.run_cap} trial(s)"
-              f"{' (default)' if s.run_cap_defaulted else ''}, metric {s.metric.name} "
-              f"({s.metric.goal}), early stopping {s.scheduler_name}", highlight=False)
+    say(out, ("✓", "green"), f" {spec}: {s.name} — method {s.method}, {len(s.searched)} "
+        f"searched parameter(s), budget {s.run_cap} trial(s)"
+        f"{' (default)' if s.run_cap_defaulted else ''}, metric {s.metric.name} "
+        f"({s.metric.goal}), early stopping {s.scheduler_name}")
     for note in s.notes:
-        out.print(f"  [yellow]note:[/] {note}", highlight=False)
+        say(out, ("  note:", "yellow"), f" {note}")
 
 
 def _preview(s: Any) -> list[dict[str, Any]]:
@@ -140,17 +158,16 @@ def sweep(
     except (SpecError, TrainableImportError) as exc:
         raise _fail(exc, EXIT_INVALID) from None
     for note in s.notes:
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+        say(out, ("note:", "yellow"), f" {note}")
     if s.run_cap_defaulted:
-        out.print(f"[yellow]note:[/] no run_cap: running {s.run_cap} trials", highlight=False)
+        say(out, ("note:", "yellow"), f" no run_cap: running {s.run_cap} trials")
     if dry_run:
-        out.print(f"[bold]{s.name}[/]: {s.method} over {len(s.searched)} parameter(s), "
-                  f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, metric "
-                  f"{s.metric.name} ({s.metric.goal}); each trial cpu={s.resources.cpu:g} "
-                  f"gpu={'auto' if s.resources.gpu is None else format(s.resources.gpu, 'g')}",
-                  highlight=False)
+        say(out, (s.name, "bold"), f": {s.method} over {len(s.searched)} parameter(s), "
+            f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, metric "
+            f"{s.metric.name} ({s.metric.goal}); each trial cpu={s.resources.cpu:g} "
+            f"gpu={'auto' if s.resources.gpu is None else format(s.resources.gpu, 'g')}")
         for i, cfg in enumerate(_preview(s), 1):
-            out.print(f"  config {i}: {cfg}", highlight=False, markup=False)
+            say(out, f"  config {i}: {cfg}")
         return
     if address:
         from orchestrator.api import bound_cluster_connect
@@ -221,12 +238,12 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
 
         diff = "\n".join(difflib.unified_diff(dump(stored), dump(_comparable(current, stored)),
                                                "recorded spec", "this spec", lineterm=""))
-        err.print(f"[bold red]refused:[/] the spec changed since sweep {sw.sweep_id} started; "
-                  "a resumed sweep must run the same spec. Difference:", highlight=False)
-        err.print(diff, markup=False, highlight=False)
+        say(err, ("refused:", "bold red"), f" the spec changed since sweep {sw.sweep_id} "
+            "started; a resumed sweep must run the same spec. Difference:")
+        say(err, diff)
         raise typer.Exit(EXIT_INVALID)
     spec = load_spec(stored)  # placeholders (`from: lr_find`) were resolved when it started
-    out.print(f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}", highlight=False)
+    say(out, f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}")
     try:
         result = run_sweep(spec, address=address, tracking_uri=uri, live=live,
                            resume=Resume(sweep_id=sw.sweep_id, experiment_path=path,
@@ -290,50 +307,47 @@ def print_summary(result: Any) -> None:
     s, metric = result.spec, result.metric
     counts = result.counts
     out.print()
-    state = "[red]interrupted[/]" if result.interrupted else "[green]finished[/]"
-    out.print(f"[bold]{s.name}[/] {state} in {result.wall_s:.1f}s — "
-              f"{counts['completed']} completed, {counts['early_stopped']} early-stopped, "
-              f"{counts['failed']} failed, {counts['killed']} killed"
-              f"{' — target reached' if result.target_reached else ''}", highlight=False)
+    state = ("interrupted", "red") if result.interrupted else ("finished", "green")
+    say(out, (s.name, "bold"), " ", state, f" in {result.wall_s:.1f}s — "
+        f"{counts['completed']} completed, {counts['early_stopped']} early-stopped, "
+        f"{counts['failed']} failed, {counts['killed']} killed"
+        f"{' — target reached' if result.target_reached else ''}")
     best = result.best
     if best is not None:
-        out.print(f"best {metric}: [bold]{best.value(metric):.5g}[/] (trial {best.trial_id})",
-                  highlight=False)
-        out.print(f"best config: {best.config}", highlight=False, markup=False)
+        say(out, f"best {metric}: ", (f"{best.value(metric):.5g}", "bold"),
+            f" (trial {best.trial_id})")
+        say(out, f"best config: {best.config}")
     else:
-        out.print(f"[red]no trial finished with a finite {metric}[/]")
+        say(out, (f"no trial finished with a finite {metric}", "red"))
     print_verdict(result)  # hypothesis verdict: confirmed / refuted / inconclusive
     base = result.baseline
     if base is not None and base.value(metric) is not None:
         delta = (best.value(metric) - base.value(metric)) if best is not None else None
-        out.print(f"baseline {metric}: {base.value(metric):.5g}"
-                  + (f" (best − baseline = {delta:+.5g})" if delta is not None else ""),
-                  highlight=False)
+        say(out, f"baseline {metric}: {base.value(metric):.5g}"
+            + (f" (best − baseline = {delta:+.5g})" if delta is not None else ""))
     diagnoses: dict[str, int] = {}
     for r in result.records:
         if r.diagnosis:
             diagnoses[r.diagnosis] = diagnoses.get(r.diagnosis, 0) + 1
     if diagnoses:
-        out.print("diagnosis: " + ", ".join(f"{k} {v}" for k, v in sorted(diagnoses.items())),
-                  highlight=False)
+        say(out, "diagnosis: " + ", ".join(f"{k} {v}" for k, v in sorted(diagnoses.items())))
     failed = [r for r in result.records if r.outcome == "failed"]
     if failed:
         table = Table(title="failed trials", title_justify="left", show_edge=False)
         table.add_column("trial")
         table.add_column("error", overflow="fold")
         for r in failed[:20]:
-            table.add_row(r.trial_id, r.error or "")
+            table.add_row(cell(r.trial_id), cell(r.error or ""))
         out.print(table)
     if result.tracking_uri:
-        out.print(f"records: MLflow {result.tracking_uri} — experiment {s.experiment!r}, "
-                  f"sweep {result.sweep_id}, parent run {result.parent_run_id}", highlight=False)
-        out.print("review: orch ui   |   orch ls   |   orch export " + result.sweep_id,
-                  highlight=False)
+        say(out, f"records: MLflow {result.tracking_uri} — experiment {s.experiment!r}, "
+            f"sweep {result.sweep_id}, parent run {result.parent_run_id}")
+        say(out, "review: orch ui   |   orch ls   |   orch export " + result.sweep_id)
     for warning in result.warnings:
-        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        say(out, ("warning:", "bold yellow"), f" {warning}")
     for problem in result.tracking_problems:
-        out.print(f"[bold red]tracking:[/] {problem}", highlight=False)
-    out.print(f"trial files: {result.storage}", highlight=False)
+        say(out, ("tracking:", "bold red"), f" {problem}")
+    say(out, f"trial files: {result.storage}")
 
 
 @app.command("ls")
@@ -343,29 +357,69 @@ def ls(tracking_uri: TrackingOpt = None) -> None:
     from orchestrator.tracking._review import list_sweeps
 
     uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        say(out, f"no sweeps recorded in {uri} (there is no store there yet: `orch sweep "
+            "SPEC` creates it, or pass --tracking-uri)")
+        return
     try:
         sweeps = list_sweeps(tracking_uri=uri)
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
     if not sweeps:
-        out.print(f"no sweeps recorded in {uri}")
+        say(out, f"no sweeps recorded in {uri}")
         return
-    table = Table(show_edge=False)
-    for col in ("sweep", "name", "experiment", "started", "status", "completed",
-                "early-stopped", "failed", "best"):
-        table.add_column(col, no_wrap=True)
-    for sw in sweeps:
-        table.add_row(*_sweep_row(sw))
-    Console(width=max(out.width, 160)).print(table)
+    rows = [_sweep_row(sw) for sw in sweeps]
+    # In a terminal: its width. Piped: wide, so every line stays whole for grep and cut.
+    console = out if out.is_terminal else Console(width=PIPED_WIDTH, soft_wrap=True)
+    console.print(_ls_table(rows, console.width))
 
 
-def _sweep_row(sw: Any) -> list[str]:
-    counts = sw.trials
-    best = f"{sw.metric}={sw.best_value:.5g}" if sw.best_value is not None else "-"
+LS_COLUMNS = ("sweep", "name", "experiment", "started", "status", "done", "stopped",
+              "failed", "best", "verdict")
+LS_NARROW = ("sweep", "name", "status", "done/stop/fail", "best", "verdict")
+LS_FLEXIBLE = ("name", "experiment")  # free text: shortened (…) to fit; the rest never is
+LS_GAP = 2  # spaces between columns
+LS_MIN_NAME = 8  # characters of a name kept before the narrow layout is used
+PIPED_WIDTH = 200  # characters per line of `orch ls` when its output is not a terminal
+
+
+def _ls_table(rows: list[dict[str, str]], width: int) -> Table:
+    """One line per sweep at any width: ids, counts, best and verdict are never cut; names
+    are shortened, and a narrow terminal gets the compact columns (LS_NARROW)."""
+    from rich.cells import cell_len
+
+    def natural(cols: tuple[str, ...]) -> dict[str, int]:
+        return {c: max([cell_len(c)] + [cell_len(r[c]) for r in rows]) for c in cols}
+
+    for cols in (LS_COLUMNS, LS_NARROW):
+        widths = natural(cols)
+        fixed = sum(w for c, w in widths.items() if c not in LS_FLEXIBLE)
+        room = width - fixed - LS_GAP * (len(cols) - 1)
+        flexible = [c for c in cols if c in LS_FLEXIBLE]
+        if room >= LS_MIN_NAME * len(flexible):
+            break
+    share = max(room, 1) // max(len(flexible), 1)
+    for c in flexible:  # a short column gives what it does not use to the next
+        widths[c] = min(widths[c], max(share, LS_MIN_NAME))
+    table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, LS_GAP // 2))
+    for c in cols:
+        table.add_column(c, no_wrap=True, overflow="ellipsis", width=widths[c],
+                         justify="right" if c in ("done", "stopped", "failed") else "left",
+                         header_style="bold")
+    for r in rows:
+        table.add_row(*(cell(r[c]) for c in cols))
+    return table
+
+
+def _sweep_row(sw: Any) -> dict[str, str]:
+    counts = {k: str(sw.trials.get(k, 0)) for k in ("completed", "early_stopped", "failed")}
+    best = f"{sw.metric}={sw.best_value:.4g}" if sw.best_value is not None else "-"
     started = sw.started.strftime("%Y-%m-%d %H:%M") if sw.started else "-"
-    return [sw.sweep_id, sw.name, sw.experiment, started, sw.status,
-            str(counts.get("completed", 0)), str(counts.get("early_stopped", 0)),
-            str(counts.get("failed", 0)), best]
+    return {"sweep": sw.sweep_id, "name": sw.name, "experiment": sw.experiment,
+            "started": started, "status": sw.status, "done": counts["completed"],
+            "stopped": counts["early_stopped"], "failed": counts["failed"],
+            "done/stop/fail": "/".join(counts.values()), "best": best,
+            "verdict": sw.tags.get("orch.verdict", "-")}
 
 
 @app.command()
@@ -384,7 +438,7 @@ def export(
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
     for p in paths:
-        out.print(f"wrote {p}", highlight=False)
+        say(out, f"wrote {p}")
 
 
 @app.command()
@@ -400,13 +454,23 @@ def ui(
         handle = serve_ui(tracking_uri=resolve_tracking_uri(tracking_uri), port=port)
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
-    out.print(f"MLflow UI: {handle.url}  (Ctrl-C to stop)", highlight=False)
+    say(out, f"MLflow UI: {handle.url}  (Ctrl-C to stop)")
+    # A closed terminal (SIGHUP) or `kill` (SIGTERM) stops the server too: it runs in its
+    # own session, so without this it would outlive orch, unauthenticated and writable.
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM,
+                                                                     signal.SIGHUP)}
     try:
         handle.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
         handle.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 # Further command groups register themselves on `app` here (one import line each).
@@ -414,12 +478,24 @@ from orchestrator.method._cli import register as _register_method; _register_met
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: orch's errors are handled by each command; anything else is
+    a bug, shown as one line (the traceback goes to a file) and exit status 4."""
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
+        say(err, "interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a raw traceback
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="orch-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        say(err, ("error:", "bold red"), f" orch stopped on an unexpected {type(exc).__name__}: "
+            f"{exc}. This is a bug in orch; the traceback is in {path} (please include it "
+            "in a report).")
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def _driver_env() -> None:
     # Save the experiment state at most 1 s apart (Ray's "auto" waits >= 10 s): a resumed
     # sweep must know every trial that was started, or it runs more than the budget.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # With CheckpointConfig(num_to_keep) Ray forces an experiment snapshot every few trial
+    # checkpoints and warns each time two come within 5 s: with a checkpoint every epoch
+    # that is thousands of lines in a long sweep. Frequent snapshots are what orch wants
+    # (see above), and on a file system they cost milliseconds, so the warning is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 _driver_env()
@@ -729,7 +734,14 @@ def ensure_ray(address: str | None) -> None:
         kwargs["address"] = address
         kwargs["runtime_env"] = {"working_dir": cwd, "excludes": RUNTIME_ENV_EXCLUDES}
     else:
+        # A new Ray of this sweep's own, as the README promises: without "local", ray.init()
+        # would join whatever cluster `ray start` left running on this machine.
+        kwargs["address"] = "local"
         kwargs["_node_ip_address"] = "127.0.0.1"
+        # Ray 2.60 turns token authentication on for a local start and then says so on every
+        # start: news to nobody, so that one line is dropped (its other warnings are kept).
+        logging.getLogger("ray._private.authentication.authentication_token_setup") \
+            .addFilter(_not_news)
     try:
         ray.init(**kwargs)
     except Exception as exc:  # no cluster there, refused token, ...
@@ -738,6 +750,10 @@ def ensure_ray(address: str | None) -> None:
             f"could not connect to {where}: {type(exc).__name__}: {exc}. Check --address "
             "(and RAY_AUTH_MODE=token / RAY_AUTH_TOKEN_PATH on a cluster with token auth)"
         ) from exc
+
+
+def _not_news(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Token authentication is enabled")
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
@@ -818,7 +834,7 @@ def run_sweep(
     storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
     if resume is not None:
         storage = resume.experiment_path.rstrip("/").rsplit("/", 1)[0]
-    experiment_path = f"{storage.rstrip('/')}/{spec.name}-{sweep_id}"
+    experiment_path = f"{storage.rstrip('/')}/{spec.slug}-{sweep_id}"
     ledger = Ledger(spec)
     _LEDGERS[sweep_id] = ledger
     try:
@@ -840,31 +856,30 @@ def run_sweep(
             raise
         ledger.prior_outcomes = dict(recorder.prior_outcomes)
         ledger.listeners.append(recorder)
-    view = None
-    if live is None:
-        live = sys.stdout.isatty()
-    if live:
-        from orchestrator._live import LiveView
-
-        view = LiveView(spec, ledger)
-        ledger.listeners.append(view)
-
     result = _result_shell(spec, sweep_id, storage, recorder)
     started = time.time()
     failure: BaseException | None = None
-    handlers = _install_interrupt_handlers(ledger)
-    try:
-        if view is not None:
-            view.start()
+    view = None
+    handlers: dict[int, Any] = {}
+    try:  # from here on, whatever happens, every run is closed (recorder.finish)
+        if live is None:
+            live = sys.stdout.isatty()
+        if live:
+            from orchestrator._live import LiveView
+
+            view = LiveView(spec, ledger)
+            ledger.listeners.append(view)
+            view.start()  # never raises: a failure to draw is a warning
+        handlers = _install_interrupt_handlers(ledger)
         try:
             tuner.fit()
         except KeyboardInterrupt:  # a second Ctrl-C: stop now
             ledger.interrupted = True
-        except Exception as exc:  # Ray or a searcher failed: record it, then report it
-            failure = exc
         finally:
             if view is not None:
                 view.stop()
+    except Exception as exc:  # Ray or a searcher failed: record it, then report it
+        failure = exc
     finally:
         _restore_handlers(handlers)
         result.interrupted = ledger.interrupted or failure is not None
@@ -877,10 +892,12 @@ def run_sweep(
         _LEDGERS.pop(sweep_id, None)
         result.target_reached = ledger.target_reached
         result.wall_s = time.time() - started
+        if view is not None:
+            result.warnings.extend(view.problems)
         if recorder is not None:
             recorder.finish(result, failure=failure)
             result.tracking_problems = list(recorder.problems)
-            result.warnings = list(recorder.warnings)
+            result.warnings.extend(recorder.warnings)
     if failure is not None:
         raise OrchError(f"the sweep stopped with an error: {type(failure).__name__}: "
                         f"{failure}; finished trials are recorded") from failure
@@ -957,7 +974,7 @@ def _new_tuner(spec: SweepSpec, trainable: Any, param_space: dict[str, Any], sea
             trial_dirname_creator=lambda t: t.trial_id,
         ),
         run_config=tune.RunConfig(
-            name=f"{spec.name}-{sweep_id}",
+            name=f"{spec.slug}-{sweep_id}",
             storage_path=storage,
             stop=Guard(sweep_id),
             callbacks=[TuneCallback(sweep_id)],

@@ -325,7 +325,8 @@ def run_ablation(spec: SweepSpec, *, trainable: Callable[..., Any] | None = None
                                 tracking=tracking)
     base, points, skipped = ablation_plan(spec, quantiles=quantiles)
     # No early stopping: every point trains as long as the baseline it is compared with.
-    run_spec = dataclasses.replace(spec, name=f"{spec.name}-ablation", method="grid",
+    run_spec = dataclasses.replace(spec, name=f"{spec.name}-ablation",
+                                   slug=f"{spec.slug}-ablation", method="grid",
                                    run_cap=len(points), early_terminate=None,
                                    run_cap_defaulted=False)
     ab = Ablation(spec=run_spec, baseline=base, points=points, skipped=skipped)

@@ -29,7 +29,8 @@ def print_verdict(result: Any) -> None:
 
     v = verdict_for(result)
     color = {"confirmed": "green", "refuted": "red"}.get(v.status, "yellow")
-    _cli().out.print(f"verdict: [bold {color}]{v.status}[/] — {v.reason}", highlight=False)
+    c = _cli()
+    c.say(c.out, "verdict: ", (v.status, f"bold {color}"), f" — {v.reason}")
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -84,23 +85,23 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         except OrchError as exc:
             raise failing(exc) from None
         except ValueError as exc:
-            c.err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            c.say(c.err, ("error:", "bold red"), f" {exc}")
             raise typer.Exit(c.EXIT_INVALID) from None
         r = found.result
         lo, hi = r.range
-        c.out.print(f"LR range test on {s.name}: {r.steps} batches from {start_lr:g}, stopped: "
-                    f"{r.stopped}", highlight=False)
-        c.out.print(f"suggested lr (steepest descent): [bold]{r.suggested_lr:.3g}[/]; lowest "
-                    f"smoothed loss at {r.lr_at_min:.3g}", highlight=False)
-        c.out.print(f"suggested range: [bold]lr: {{distribution: log_uniform_values, min: {lo:g}, "
-                    f"max: {hi:g}}}[/]  (or write `lr: {{from: lr_find}}` in the spec)",
-                    highlight=False)
-        c.out.print(f"plot: {found.plot}", highlight=False)
+        c.say(c.out, f"LR range test on {s.name}: {r.steps} batches from {start_lr:g}, "
+              f"stopped: {r.stopped}")
+        c.say(c.out, "suggested lr (steepest descent): ", (f"{r.suggested_lr:.3g}", "bold"),
+              f"; lowest smoothed loss at {r.lr_at_min:.3g}")
+        c.say(c.out, "suggested range: ",
+              (f"lr: {{distribution: log_uniform_values, min: {lo:g}, max: {hi:g}}}", "bold"),
+              "  (or write `lr: {from: lr_find}` in the spec)")
+        c.say(c.out, f"plot: {found.plot}")
         if found.run_id:
-            c.out.print(f"recorded: MLflow {found.tracking_uri}, run {found.run_id} "
-                        "(orch.role=lr_find)", highlight=False)
+            c.say(c.out, f"recorded: MLflow {found.tracking_uri}, run {found.run_id} "
+                  "(orch.role=lr_find)")
         for problem in found.problems:
-            c.err.print(f"[bold red]tracking:[/] {problem}", highlight=False)
+            c.say(c.err, ("tracking:", "bold red"), f" {problem}")
 
     @app.command()
     def ablate(
@@ -120,41 +121,40 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         try:
             if dry_run:
                 base, points, skipped = ablation_plan(s, quantiles=quantiles)
-                c.out.print(f"baseline: {base}", highlight=False, markup=False)
+                c.say(c.out, f"baseline: {base}")
                 for p in points:
                     extra = f"  (+{p.filled})" if p.filled else ""
                     extra += f"  (-{list(p.dropped)})" if p.dropped else ""
-                    c.out.print(f"  {p.param} = {p.value!r}{extra}", highlight=False,
-                                markup=False)
+                    c.say(c.out, f"  {p.param} = {p.value!r}{extra}")
                 for name, why in skipped:
-                    c.out.print(f"  [yellow]skipped[/] {name}: {why}", highlight=False)
+                    c.say(c.out, ("  skipped", "yellow"), f" {name}: {why}")
                 return
             ab = run_ablation(s, quantiles=quantiles, address=address,
                               tracking_uri=tracking_uri, tracking=not no_tracking)
         except OrchError as exc:
             raise failing(exc) from None
         metric = s.metric.name
-        table = Table(title=f"{s.name}: one factor at a time (baseline {metric} = "
-                            f"{_fmt(ab.baseline_value)})", title_justify="left")
+        table = Table(title=c.cell(f"{s.name}: one factor at a time (baseline {metric} = "
+                                   f"{_fmt(ab.baseline_value)})"), title_justify="left")
         for col in ("parameter", "value", metric, "Δ vs baseline", "spread (±)", "95% CI",
                     "p", "outcome"):
-            table.add_column(col)
+            table.add_column(c.cell(col))
         for r in ab.rows:
             ci = f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]" if r.ci_low is not None else "–"
-            table.add_row(r.param, json.dumps(r.value) if not isinstance(r.value, str)
-                          else r.value, _fmt(r.metric),
-                          f"{r.diff:+.4g}" if r.diff is not None else "–",
-                          f"{_fmt(r.spread, 3)} ({r.spread_of})" if r.spread is not None else "–",
-                          ci, _fmt(r.p_value, 3), r.outcome)
+            table.add_row(*map(c.cell, (
+                r.param, json.dumps(r.value) if not isinstance(r.value, str) else r.value,
+                _fmt(r.metric), f"{r.diff:+.4g}" if r.diff is not None else "–",
+                f"{_fmt(r.spread, 3)} ({r.spread_of})" if r.spread is not None else "–",
+                ci, _fmt(r.p_value, 3), r.outcome)))
         c.out.print(table)
         for name, why in ab.skipped:
-            c.out.print(f"[yellow]not varied:[/] {name}: {why}", highlight=False)
+            c.say(c.out, ("not varied:", "yellow"), f" {name}: {why}")
         res = ab.result
         if res is not None and res.parent_run_id:
-            c.out.print(f"recorded: MLflow {res.tracking_uri}, sweep {res.sweep_id}, parent run "
-                        f"{res.parent_run_id} (ablation.csv, ablation.json)", highlight=False)
+            c.say(c.out, f"recorded: MLflow {res.tracking_uri}, sweep {res.sweep_id}, parent "
+                  f"run {res.parent_run_id} (ablation.csv, ablation.json)")
         for problem in [*ab.problems, *(res.tracking_problems if res else [])]:
-            c.err.print(f"[bold red]tracking:[/] {problem}", highlight=False)
+            c.say(c.err, ("tracking:", "bold red"), f" {problem}")
         if res is not None and res.interrupted:
             raise typer.Exit(c.EXIT_INTERRUPTED)
         if res is not None and res.counts["failed"]:
@@ -177,11 +177,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                                out=out_file)
         except OrchError as exc:
             raise failing(exc) from None
-        c.out.print(f"wrote {rep.path}" + (" (also logged to the sweep's parent run as "
-                                           "report.html)" if rep.logged else ""),
-                    highlight=False)
+        c.say(c.out, f"wrote {rep.path}" + (" (also logged to the sweep's parent run as "
+                                           "report.html)" if rep.logged else ""))
         for problem in rep.problems:
-            c.err.print(f"[yellow]report:[/] {problem}", highlight=False)
+            c.say(c.err, ("report:", "yellow"), f" {problem}")
 
     @app.command()
     def compare(
@@ -200,26 +199,26 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             raise failing(exc) from None
         same = cmp.same_split
         if same is False:
-            c.err.print(f"[bold red]WARNING: the runs were trained and validated on DIFFERENT "
-                        f"data splits[/] (orch.split_fingerprint {cmp.fingerprint_a} vs "
-                        f"{cmp.fingerprint_b}): their metrics are not comparable.",
-                        highlight=False)
+            c.say(c.err, ("WARNING: the runs were trained and validated on DIFFERENT data "
+                          "splits", "bold red"),
+                  f" (orch.split_fingerprint {cmp.fingerprint_a} vs {cmp.fingerprint_b}): "
+                  "their metrics are not comparable.")
         elif same is None:
-            c.err.print("[yellow]warning:[/] at least one run has no orch.split_fingerprint: "
-                        "cannot tell whether they used the same split.", highlight=False)
+            c.say(c.err, ("warning:", "yellow"), " at least one run has no "
+                  "orch.split_fingerprint: cannot tell whether they used the same split.")
         else:
-            c.out.print(f"same data split (fingerprint {cmp.fingerprint_a})", highlight=False)
+            c.say(c.out, f"same data split (fingerprint {cmp.fingerprint_a})")
         table = Table(title="config differences", title_justify="left")
         for col in ("parameter", "A", "B"):
             table.add_column(col)
         for k, (a, b) in cmp.config_diff.items():
-            table.add_row(k, _fmt(a), _fmt(b))
-        c.out.print(table if cmp.config_diff else "configs are identical")
+            table.add_row(*map(c.cell, (k, _fmt(a), _fmt(b))))
+        c.out.print(table if cmp.config_diff else c.cell("configs are identical"))
         mt = Table(title="metrics (last value)", title_justify="left")
         for col in ("metric", "A", "B", "B − A"):
             mt.add_column(col)
         for k, (a, b, d) in cmp.metric_diff.items():
-            mt.add_row(k, _fmt(a), _fmt(b), f"{d:+.4g}" if d is not None else "–")
+            mt.add_row(*map(c.cell, (k, _fmt(a), _fmt(b), f"{d:+.4g}" if d is not None else "–")))
         c.out.print(mt)
 
     @app.command()
@@ -239,16 +238,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         except OrchError as exc:
             raise failing(exc) from None
         for w in rep.warnings:
-            c.err.print(f"[yellow]warning:[/] {w}", highlight=False)
-        c.out.print(f"run {rep.run_id}: seed {rep.seed}, config {rep.config}", highlight=False,
-                    markup=False)
-        c.out.print(f"{rep.metric} at epoch {rep.epoch}: recorded {_fmt(rep.recorded, 10)}, "
-                    f"reproduced {_fmt(rep.reproduced, 10)} (relative difference "
-                    f"{_fmt(rep.rel_error, 3)}, tolerance {rep.tolerance:g})", highlight=False)
+            c.say(c.err, ("warning:", "yellow"), f" {w}")
+        c.say(c.out, f"run {rep.run_id}: seed {rep.seed}, config {rep.config}")
+        c.say(c.out, f"{rep.metric} at epoch {rep.epoch}: recorded {_fmt(rep.recorded, 10)}, "
+              f"reproduced {_fmt(rep.reproduced, 10)} (relative difference "
+              f"{_fmt(rep.rel_error, 3)}, tolerance {rep.tolerance:g})")
         if rep.matches:
-            c.out.print("[green]reproduced[/]")
+            c.say(c.out, ("reproduced", "green"))
         else:
-            c.out.print("[bold red]NOT reproduced[/]")
+            c.say(c.out, ("NOT reproduced", "bold red"))
             raise typer.Exit(c.EXIT_TRIALS_FAILED)
 
     @app.command()
@@ -266,4 +264,4 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             n = add_note(sweep_ref, text, tracking_uri=resolve_tracking_uri(tracking_uri))
         except OrchError as exc:
             raise failing(exc) from None
-        c.out.print(f"note {n} added to {sweep_ref}", highlight=False)
+        c.say(c.out, f"note {n} added to {sweep_ref}")

@@ -137,7 +137,7 @@ class CV:
 class SweepSpec:
     """A validated sweep spec. Build it with :func:`orchestrator.spec.load_spec`."""
 
-    name: str
+    name: str  # as the user wrote it: shown and tagged, never used as a path
     trainable: str
     method: str
     metric: Metric
@@ -160,6 +160,7 @@ class SweepSpec:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     source: str = ""
     notes: tuple[str, ...] = ()  # non-fatal remarks (W&B keys ignored, hyperband → ASHA, ...)
+    slug: str = "sweep"  # derived from `name`: letters, digits, '_', '.', '-' (folders)
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:

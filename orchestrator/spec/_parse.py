@@ -36,7 +36,8 @@ DEFAULT_RUN_CAP = 20  # trials, when the spec sets neither run_cap nor num_sampl
 MAX_GRID_SIZE = 100_000  # configs: a bigger grid is almost certainly a mistake
 PLACEHOLDER_SOURCES = ("lr_find",)  # what `from:` may name; resolved before the sweep
 PROBABILITY_TOLERANCE = 1e-6  # |sum(probabilities) - 1| allowed
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}$")  # sweep/experiment names
+MAX_NAME_CHARS = 200  # a sweep or experiment name, as the user writes it
+SLUG_CHARS = 80  # characters of the safe name derived for folders and default experiments
 PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 TRAINABLE_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 METRIC_RE = re.compile(r"[A-Za-z_][\w.\-/]{0,249}")  # MLflow's metric-name characters
@@ -561,13 +562,28 @@ def _grid_size(params: Sequence[Parameter], issues: _Issues,
     return size
 
 
+def slugify(text: str) -> str:
+    """A name safe for folders and MLflow: word characters, '.', '-' (no '/', no '..').
+
+    >>> slugify("ResNet-50: lr sweep (v2)")
+    'ResNet-50-lr-sweep-v2'
+    >>> slugify("[wide] 幅 sweep")
+    'wide-幅-sweep'
+    """
+    slug = re.sub(r"[^\w.\-]+", "-", text, flags=re.UNICODE)
+    slug = re.sub(r"\.{2,}", ".", re.sub(r"-{2,}", "-", slug)).strip("-._")
+    return slug[:SLUG_CHARS].rstrip("-._") or "sweep"
+
+
 def _check_name(value: str, path: str, issues: _Issues) -> None:
-    if not NAME_RE.fullmatch(value):
-        issues.add(path, f"{_show(value)} is not a usable name (letters, digits, '_', '-', '.', "
-                   "space; 1-100 characters, no '/', '..' or newlines)",
-                   "rename it, e.g. digits-mlp-lr")
-    elif ".." in value:
-        issues.add(path, f"{_show(value)} contains '..'", "remove it")
+    """Any text a person would write as a title: it is shown as is, never used as a path."""
+    if not value.strip():
+        issues.add(path, "must not be empty", "e.g. name: digits lr sweep")
+    elif len(value) > MAX_NAME_CHARS:
+        issues.add(path, f"is {len(value)} characters (limit {MAX_NAME_CHARS})", "shorten it")
+    elif CONTROL_RE.search(value) or "\n" in value or "\r" in value or "\t" in value:
+        issues.add(path, f"{_show(value)} contains control characters or line breaks",
+                   "write the name on one line of plain text")
 
 
 def _validate(data: Any, lines: Mapping[str, int], source: str,
@@ -716,12 +732,17 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         issues.add("baseline_repeats", "repeats apply to a baseline config, but `baseline:` is "
                    f"{'a run id' if baseline else 'not set'}", "give `baseline:` as a config")
 
+    # The name as written is kept (shown, tagged); folders use a safe name derived from it.
     name = good("name", str) or (Path(source).stem if source and not source.startswith("<")
                                  else "sweep")
-    experiment = good("experiment", str) or good("project", str) or name
-    _check_name(name, "name", issues)
-    if experiment != name:
+    if good("name", str) is not None:
+        _check_name(name, "name", issues)
+    name = CONTROL_RE.sub("", name).strip() or "sweep"
+    experiment = good("experiment", str) or good("project", str)
+    if experiment is not None:
         _check_name(experiment, "experiment" if good("experiment", str) else "project", issues)
+    else:
+        experiment = slugify(name)
     texts: dict[str, str] = {}
     for key in ("hypothesis", "expected", "description"):
         text = getattr(top, key, None)
@@ -734,6 +755,7 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         raise SpecError(issues.items, source=source)
     return SweepSpec(
         name=name,
+        slug=slugify(name),
         trainable=tname,
         method=method,
         metric=metric,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import queue
 import subprocess
@@ -130,6 +131,8 @@ class Recorder:
         With ``resume_parent`` the sweep's parent run and trial runs are reused instead.
         Raises :class:`TrackingError` before any trial runs when the store is unreachable.
         """
+        # "Creating initial MLflow database tables..." on a new store is not news to a user.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(START_TIMEOUT_S)))
         from mlflow import MlflowClient
