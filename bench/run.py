@@ -465,7 +465,7 @@ def warm_direct(cv: dict[str, Any]) -> None:
 
 
 def case_kfold(size: str, work: Path) -> dict[str, Any]:
-    from orchestrator._context import derive_seed
+    from orchestrator.engine._context import derive_seed
 
     trials, epochs = pick(size, (1, 1), (4, 10), (8, 20))
     folds = pick(size, 2, 3, 3)
@@ -609,7 +609,7 @@ def ask_times(method: str, checkpoints: list[int], asks: int) -> list[dict[str, 
     """Median time of ``study.ask()`` plus the define-by-run space, after n finished trials."""
     import optuna
 
-    from orchestrator.space import OptunaSpace, make_sampler
+    from orchestrator.engine._sampling import OptunaSpace, make_sampler
     from orchestrator.spec import load_spec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

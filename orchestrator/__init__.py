@@ -8,7 +8,7 @@ The public Python API lives here and nowhere else; see ``__all__``. Importing
 >>> result.best.config                                                    # doctest: +SKIP
 """
 
-from orchestrator._context import (
+from orchestrator.engine._context import (
     artifact_dir,
     capture_reports,
     cv_settings,

@@ -11,20 +11,6 @@ from orchestrator.spec import SweepSpec, load_spec
 __all__ = ["sweep"]
 
 
-CONNECT_RETRIES = "2"  # Ray's default (20) waits ~12 minutes on an address nobody answers
-
-
-def bound_cluster_connect() -> None:
-    """Make connecting to an unreachable `--address` fail in about a minute and a half.
-
-    Ray reads this when it is first imported, so it is set before that (users may
-    override it in the environment).
-    """
-    import os
-
-    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", CONNECT_RETRIES)
-
-
 def _reference(fn: Callable[..., Any]) -> str:
     """A ``module:function`` name for a trainable passed as an object (recorded, shown)."""
     module = getattr(fn, "__module__", None) or "__main__"
@@ -55,8 +41,6 @@ def sweep(
     >>> result = orchestrator.sweep("search_spaces/quick.yaml", run_cap=2)  # doctest: +SKIP
     >>> result.best.config, result.trials.shape                             # doctest: +SKIP
     """
-    if address:
-        bound_cluster_connect()
     from orchestrator.engine import run_sweep
 
     merged = {**(overrides or {}), **spec_overrides}

@@ -78,7 +78,7 @@ def _fail(exc: OrchError, code: int) -> typer.Exit:
 
 
 def _load(spec: Path, sets: list[str] | None) -> Any:
-    from orchestrator._trainable import check_trainable
+    from orchestrator.engine._trainable import check_trainable
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, overrides=sets or [])
@@ -104,14 +104,13 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
 
 
 def _preview(s: Any) -> list[dict[str, Any]]:
-    from orchestrator.space import grid_configs, nest
+    from orchestrator.spec._space import grid_configs, nest
 
     if s.method == "grid":
         return [nest(c) for c in grid_configs(s.parameters)[:PREVIEW_CONFIGS]]
     import optuna
 
-    from orchestrator.space import make_sampler
-    from orchestrator.space import OptunaSpace
+    from orchestrator.engine._sampling import OptunaSpace, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=make_sampler(s))
@@ -169,10 +168,6 @@ def sweep(
         for i, cfg in enumerate(_preview(s), 1):
             say(out, f"  config {i}: {cfg}")
         return
-    if address:
-        from orchestrator.api import bound_cluster_connect
-
-        bound_cluster_connect()
     from orchestrator.engine import run_sweep
 
     try:
@@ -196,11 +191,8 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
 
     from mlflow import MlflowClient
 
-    if address:
-        from orchestrator.api import bound_cluster_connect
-
-        bound_cluster_connect()
-    from orchestrator.engine import Resume, run_sweep
+    from orchestrator.engine import run_sweep
+    from orchestrator.engine.raytune import Resume
     from orchestrator.spec import load_spec
     from orchestrator.tracking import EFFECTIVE_SPEC, resolve_tracking_uri
     from orchestrator.tracking._review import find_sweep, list_sweeps
@@ -296,6 +288,8 @@ def _finish(result: Any) -> None:
     print_summary(result)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.tracking_problems:  # records lost or incomplete: the sweep did not do its job
+        raise typer.Exit(EXIT_ERROR)
     if result.counts["failed"]:
         raise typer.Exit(EXIT_TRIALS_FAILED)
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from orchestrator.diagnosis import LABELS, Diagnosis, Thresholds, diagnose
+from orchestrator.engine._diagnosis import LABELS, Diagnosis, Thresholds, diagnose
 
 EPOCHS = 10
 

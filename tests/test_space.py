@@ -10,7 +10,8 @@ from collections import Counter
 import optuna
 import pytest
 
-from orchestrator.space import OptunaSpace, flatten, grid_configs, make_sampler, nest
+from orchestrator.engine._sampling import OptunaSpace, make_sampler
+from orchestrator.spec._space import flatten, grid_configs, nest
 from orchestrator.spec import load_spec
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

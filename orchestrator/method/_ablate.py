@@ -126,7 +126,7 @@ def _round(x: float) -> float:
 
 
 def _quantile(p: Parameter, q: float) -> Any:
-    from orchestrator.space import _quantize
+    from orchestrator.spec._space import quantize as _quantize
 
     d = p.distribution
     if d in ("uniform", "q_uniform", "int_uniform"):
@@ -181,8 +181,9 @@ def ablation_plan(spec: SweepSpec, *, quantiles: int = DEFAULT_QUANTILES) -> tup
         dict[str, Any], list[AblationPoint], list[tuple[str, str]]]:
     """``(baseline, points, skipped)``: the flat baseline config, one point per
     (parameter, value) and the parameters not varied with the reason."""
-    from orchestrator.engine import baseline_config
-    from orchestrator.space import _active, _same, flatten, sampling_order
+    from orchestrator.spec._space import active as _active
+    from orchestrator.spec._space import baseline_config, flatten, sampling_order
+    from orchestrator.spec._space import same as _same
 
     base = baseline_config(spec)
     if base is None:
@@ -231,7 +232,7 @@ def ablation_plan(spec: SweepSpec, *, quantiles: int = DEFAULT_QUANTILES) -> tup
 
 
 def _key(config: dict[str, Any]) -> str:
-    from orchestrator.space import flatten
+    from orchestrator.spec._space import flatten
 
     return json.dumps(flatten(config), sort_keys=True, default=str)
 

@@ -73,7 +73,7 @@ class LRFind:
 
 def find_lr_setup(trainable: str | Callable[..., Any]) -> Callable[[dict[str, Any]], Any]:
     """The ``lr_find_setup`` hook of a trainable (a spec reference or the function itself)."""
-    from orchestrator._trainable import _ensure_cwd_on_path, split_reference
+    from orchestrator.engine._trainable import _ensure_cwd_on_path, split_reference
 
     if callable(trainable):
         module_name = getattr(trainable, "__module__", None) or "__main__"
@@ -101,8 +101,7 @@ def find_lr_setup(trainable: str | Callable[..., Any]) -> Callable[[dict[str, An
 
 def start_config(spec: SweepSpec) -> dict[str, Any]:
     """The config the range test runs on: the baseline, else the space's constants."""
-    from orchestrator.engine import baseline_config
-    from orchestrator.space import constants, nest
+    from orchestrator.spec._space import baseline_config, constants, nest
 
     base = baseline_config(spec)
     return base if base is not None else nest(constants(spec.parameters))
@@ -148,7 +147,7 @@ def _record(spec: SweepSpec, found: LRRangeResult, config: dict[str, Any], plot:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
-    from orchestrator.space import flatten
+    from orchestrator.spec._space import flatten
     from orchestrator.tracking import resolve_tracking_uri
     from orchestrator.tracking._recorder import _git_state
 
@@ -209,7 +208,7 @@ def lr_find(spec: SweepSpec, *, trainable: Callable[..., Any] | None = None,
     ``end_lr``, ``steps``, ``smoothing``, ``diverge_factor``). Tracking failures do
     not lose the result: they are listed in ``problems``.
     """
-    from orchestrator._context import capture_reports, derive_seed
+    from orchestrator.engine._context import capture_reports, derive_seed
     from orchestrator.toolkit import lr_range_test
 
     hook = find_lr_setup(trainable if trainable is not None else spec.trainable)

@@ -257,9 +257,9 @@ def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOL
     epoch it was recorded to (early-stopped trials too). Warns when the code's git
     commit differs from the recorded one, or either tree is dirty.
     """
-    from orchestrator._context import capture_reports
-    from orchestrator._trainable import load_trainable
-    from orchestrator.space import nest
+    from orchestrator.engine._context import capture_reports
+    from orchestrator.engine._trainable import load_trainable
+    from orchestrator.spec._space import nest
     from orchestrator.tracking._recorder import _git_state
 
     run = find_run(run_ref, tracking_uri=tracking_uri)

@@ -556,7 +556,7 @@ def _grid_size(params: Sequence[Parameter], issues: _Issues,
             return 0
         size *= max(1, len(values))
     if size <= MAX_GRID_SIZE and any(p.when for p in params):
-        from orchestrator.space import grid_configs  # conditionals shrink the grid
+        from orchestrator.spec._space import grid_configs  # conditionals shrink the grid
 
         size = len(grid_configs(params))
     return size

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator._context import cv_settings, split_seed
+from orchestrator.engine._context import cv_settings, split_seed
 
 __all__ = ["cv_folds", "fold_indices", "holdout_split", "resolve_cv", "split_fingerprint"]
 

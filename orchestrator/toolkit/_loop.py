@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from orchestrator._context import (
+from orchestrator.engine._context import (
     _checkpoint_problem,
     artifact_dir,
     derive_seed,
@@ -31,7 +31,7 @@ from orchestrator._context import (
     split_seed,
     trial_seed,
 )
-from orchestrator.diagnosis import Diagnosis, diagnose
+from orchestrator.engine._diagnosis import Diagnosis, diagnose
 from orchestrator.errors import NonFiniteMetricError
 from orchestrator.toolkit._artifacts import save_confusion_matrix, save_curves
 from orchestrator.toolkit._data import ClassificationData
@@ -297,7 +297,7 @@ def fit_classifier(
     ``grad_norm_layer_max``, ``grad_norm_first``, ``grad_norm_last``,
     ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`; ``lr`` is
     the learning rate of the epoch's last step), then
-    ``n_classes`` (so :func:`orchestrator.diagnosis.diagnose` can judge
+    ``n_classes`` (so :func:`orchestrator.engine._diagnosis.diagnose` can judge
     under-fitting from the history alone). With K folds each measured number
     is the fold mean, with ``<name>_std`` beside it, and ``val_loss_fold<k>`` /
     ``val_acc_fold<k>`` (k from 0) per fold.

@@ -174,7 +174,7 @@ def lr_range_test(
     import torch
     from torch import nn
 
-    from orchestrator._context import trial_seed
+    from orchestrator.engine._context import trial_seed
     from orchestrator.toolkit._data import ClassificationData
     from orchestrator.toolkit._kfold import fold_indices
     from orchestrator.toolkit._loop import default_device, seed_everything

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TrackingError
-from orchestrator.space import flatten
+from orchestrator.tracking._journal import JOURNAL_FILE, Journal, TrialJournal, read_journal
+from orchestrator.spec._space import flatten
 
 if TYPE_CHECKING:
     from orchestrator.engine import SweepResult, TrialRecord
@@ -88,6 +89,17 @@ def _sqlite_init_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _step_boundary(points: list[Any], limit: int) -> int:
+    """How many of ``points`` (in step order) to write at once: at most ``limit``, ending
+    at a whole step where it can, so that a written batch always holds whole steps."""
+    if len(points) <= limit:
+        return len(points)
+    cut = limit
+    while cut > 0 and points[cut - 1].step == points[cut].step:
+        cut -= 1
+    return cut or limit  # one step of more than `limit` points: split it
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 15] + "... [truncated]"
 
@@ -96,12 +108,18 @@ class Recorder:
     """Listens to the engine's :class:`~orchestrator.engine.Ledger` and writes MLflow runs."""
 
     def __init__(self, spec: SweepSpec, *, sweep_id: str, tracking_uri: str | None = None,
-                 spec_text: str | None = None, experiment_path: str = "") -> None:
+                 spec_text: str | None = None, experiment_path: str = "",
+                 journal_dir: Path | None = None) -> None:
         self.spec = spec
         self.experiment_path = experiment_path
         self.prior_outcomes: dict[str, str] = {}  # resumed sweep: trial id → recorded outcome
         self._run_status: dict[str, str] = {}
-        self._last_step: dict[str, int] = {}  # resumed runs: steps at or below are stored
+        # Per trial, the highest step accepted for the store: a step is stored once, the
+        # first time any attempt reports it (a retry or a resume repeats steps).
+        self._stored_max: dict[str, int] = {}
+        self.journal_dir = journal_dir
+        self._journal: Journal | None = None
+        self.points_refilled = 0  # points a resumed sweep found in the journal, not in MLflow
         self.sweep_id = sweep_id
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.spec_text = spec_text
@@ -164,6 +182,7 @@ class Recorder:
         if resume_parent is not None:
             self._reopen(resume_parent)
             return
+        self._open_journal()
         commit, dirty = _git_state(os.getcwd())
         tags = {
             "orch.role": "sweep",
@@ -179,6 +198,7 @@ class Recorder:
             "orch.baseline_id": spec.baseline if isinstance(spec.baseline, str) else "",
             "orch.status": "running",
             "orch.storage": self.experiment_path,
+            "orch.journal": str(self.journal_dir / JOURNAL_FILE) if self.journal_dir else "",
             "orch.git_commit": commit,
             "orch.git_dirty": dirty,
             "mlflow.source.git.commit": commit,
@@ -218,6 +238,14 @@ class Recorder:
                                                                      EFFECTIVE_SPEC))
         self._start_writer()
 
+    def _open_journal(self) -> None:
+        if self.journal_dir is not None:
+            try:
+                self._journal = Journal(self.journal_dir)
+            except OSError as exc:
+                self.warnings.append(f"no journal of reported points ({exc}): points not yet in "
+                                     "MLflow when the driver dies cannot be recovered")
+
     def _start_writer(self) -> None:
         self._thread = threading.Thread(target=self._writer, name="orch-recorder", daemon=True)
         self._thread.start()
@@ -244,6 +272,7 @@ class Recorder:
         runs = client.search_runs([self.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
                                   max_results=50_000)
+        journal = read_journal(self.journal_dir / JOURNAL_FILE) if self.journal_dir else {}
         for run in runs:
             tid = run.data.tags.get("orch.trial_id")
             if not tid:
@@ -251,10 +280,34 @@ class Recorder:
             self._run_ids[tid] = run.info.run_id
             self._run_status[tid] = run.info.status
             self.prior_outcomes[tid] = run.data.tags.get("orch.outcome", "")
-            steps = [m.step for m in client.get_metric_history(run.info.run_id,
-                                                               self.spec.metric.name)]
-            self._last_step[tid] = max(steps, default=0)
+            if tid in journal:
+                self._refill(tid, run.info.run_id, journal[tid])
+            else:  # recorded before journals, or the journal is gone: ask the store
+                steps = [m.step for m in client.get_metric_history(run.info.run_id,
+                                                                   self.spec.metric.name)]
+                self._stored_max[tid] = max(steps, default=0)
+        self._open_journal()
         self._start_writer()
+
+    def _refill(self, tid: str, run_id: str, tj: TrialJournal) -> None:
+        """Queue what the journal has of a trial and the store lacks (points reported before
+        the driver died, not yet written); every step is then known as stored."""
+        from mlflow.entities import Metric
+
+        missing = tj.unconfirmed()
+        if missing:
+            names = sorted({k for m in missing.values() for k in m})
+            present = {(name, m.step) for name in names
+                       for m in self._client.get_metric_history(run_id, name)}
+            points = [Metric(k, v, tj.times.get(step, 0) or int(time.time() * 1000), step)
+                      for step, metrics in sorted(missing.items())
+                      for k, v in metrics.items() if (k, step) not in present]
+            if points:
+                with self._lock:
+                    self._pending.setdefault(tid, []).extend(points)
+                    self.points_reported += len(points)
+                self.points_refilled += len(points)
+        self._stored_max[tid] = tj.last_step
 
     def finish(self, result: SweepResult, *, failure: BaseException | None = None) -> None:
         """Close every run with its outcome, write the summary, and drain the queue.
@@ -317,9 +370,16 @@ class Recorder:
         self._drain(FINISH_DEADLINE_S)
         lost = self.points_reported - self.points_written
         if lost > 0:
+            kept = (f"; they are kept in {self._journal.path}, and `orch resume "
+                    f"{self.sweep_id}` writes them once the store answers"
+                    if self._journal is not None and not self._journal.problem else "")
             self.problems.insert(0, f"{lost} of {self.points_reported} metric points could not "
-                                 f"be written to {self.tracking_uri}")
+                                 f"be written to {self.tracking_uri}{kept}")
         self.problems.extend(f"not recorded: {what}" for what in self._failed_ops)
+        if self._journal is not None:
+            if self._journal.problem:
+                self.warnings.append(self._journal.problem)
+            self._journal.close()
 
     # ------------------------------------------------------------------ ledger events
 
@@ -358,16 +418,19 @@ class Recorder:
 
         self._submit(f"run of trial {tid}", create)
 
-    def trial_result(self, rec: TrialRecord, row: dict[str, float]) -> None:
+    def trial_result(self, rec: TrialRecord, row: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
-        step = int(row.get("epoch", rec.epochs))
-        if step <= self._last_step.get(rec.trial_id, 0):
-            return  # stored before the sweep was interrupted: never store a step twice
+        tid = rec.trial_id
+        if step <= self._stored_max.get(tid, 0):
+            return  # an attempt repeating a step (retry, resume): it is stored already
+        self._stored_max[tid] = step
         now = int(time.time() * 1000)
+        if self._journal is not None:  # on this machine's disk before it is queued
+            self._journal.point(tid, step, row, now)
         points = [Metric(k, v, now, step) for k, v in row.items()]
         with self._lock:
-            self._pending.setdefault(rec.trial_id, []).extend(points)
+            self._pending.setdefault(tid, []).extend(points)
             self.points_reported += len(points)
 
     def trial_adopted(self, rec: TrialRecord) -> None:
@@ -392,6 +455,10 @@ class Recorder:
             tags["orch.stopped_at_epoch"] = str(rec.stopped_at)
         if rec.error:
             tags["orch.error"] = rec.error
+        if rec.stop_reason:
+            tags["orch.stop_reason"] = rec.stop_reason
+        tags["orch.attempts"] = str(len(rec.attempts) + 1)
+        attempts = json.dumps(rec.attempts, indent=1, default=str) if rec.attempts else ""
         status = {"completed": "FINISHED", "early_stopped": "FINISHED",
                   "failed": "FAILED", "killed": "KILLED"}.get(rec.outcome, "FINISHED")
         artifacts = self._artifact_folder(rec)
@@ -407,9 +474,13 @@ class Recorder:
                 self._client.log_batch(run_id, tags=items[i: i + MAX_TAGS_PER_BATCH])
             if error_text and rec.outcome == "failed":
                 self._client.log_text(run_id, error_text, "error.txt")
+            if attempts:  # the failed attempts before the last, each with its error
+                self._client.log_text(run_id, attempts, "attempts.json")
             if artifacts is not None:
                 self._client.log_artifacts(run_id, str(artifacts))
             self._client.set_terminated(run_id, status=status)
+            if self._journal is not None and not self._pending.get(tid):
+                self._journal.closed(tid)
 
         self._submit(f"end of trial {tid}", end)
 
@@ -474,7 +545,8 @@ class Recorder:
         while True:
             with self._lock:
                 points = self._pending.get(tid, [])
-                batch, rest = points[:MAX_METRICS_PER_BATCH], points[MAX_METRICS_PER_BATCH:]
+                cut = _step_boundary(points, MAX_METRICS_PER_BATCH)
+                batch, rest = points[:cut], points[cut:]
                 self._pending[tid] = rest
             if not batch:
                 return
@@ -485,6 +557,8 @@ class Recorder:
                     self._pending[tid] = batch + self._pending.get(tid, [])
                 raise
             self.points_written += len(batch)
+            if self._journal is not None and (not rest or rest[0].step != batch[-1].step):
+                self._journal.written(tid, batch[-1].step)  # whole steps up to here
 
     def _flush_all(self) -> None:
         for tid in list(self._pending):

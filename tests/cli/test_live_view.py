@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from orchestrator._live import MAX_ROWS, LiveView
+from orchestrator.engine._live import MAX_ROWS, LiveView
 from orchestrator.engine import TrialRecord
 from orchestrator.spec import load_spec
 

@@ -176,7 +176,7 @@ def test_the_baseline_reaching_the_target_does_not_end_the_search(ray_session, s
 
 def test_a_sweep_that_breaks_ends_failed_with_a_clear_error(ray_session, store, monkeypatch):
     """Not a trial failing: the search itself. Recorded as FAILED, reported as OrchError."""
-    from orchestrator import space
+    from orchestrator.engine import _sampling as space
 
     calls = {"n": 0}
     original = space.OptunaSpace.__call__

@@ -13,7 +13,7 @@ from torch import nn
 
 import orchestrator
 from orchestrator import capture_reports, load_checkpoint, report
-from orchestrator._checkpoint import (
+from orchestrator.engine._checkpoint import (
     PICKLE_STATE_FILE,
     STATE_FILE,
     CheckpointUnreadable,
@@ -65,7 +65,7 @@ def test_state_round_trips_through_a_folder(tmp_path):
 
 
 def test_without_torch_the_state_is_pickled_and_read_back_restricted(tmp_path, monkeypatch):
-    import orchestrator._checkpoint as ckpt
+    import orchestrator.engine._checkpoint as ckpt
 
     monkeypatch.setattr(ckpt, "_torch", lambda: None)
     state = {"epoch": 3, "array": np.arange(3), "set": {1, 2}, "nested": [(1, 2.5, None)]}

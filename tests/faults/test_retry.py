@@ -8,7 +8,7 @@ from faults._faulty import digits_fails_once, resumable
 from mlflow import MlflowClient
 
 import orchestrator
-from orchestrator._context import derive_seed
+from orchestrator.engine._context import derive_seed
 
 pytestmark = pytest.mark.e2e
 

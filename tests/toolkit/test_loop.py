@@ -197,7 +197,7 @@ def test_public_names_are_exactly_these() -> None:
 
 def test_importing_orchestrator_does_not_import_torch() -> None:
     code = (
-        "import sys, orchestrator, orchestrator.diagnosis; "
+        "import sys, orchestrator, orchestrator.engine._diagnosis; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

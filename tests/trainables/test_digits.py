@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from orchestrator import capture_reports
-from orchestrator.diagnosis import diagnose
+from orchestrator.engine._diagnosis import diagnose
 from orchestrator.errors import NonFiniteMetricError
 from trainables.digits import digits_cnn, digits_mlp, load_digits_arrays
 

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator._checkpoint import CheckpointUnreadable, load_state, save_state, snapshot
+from orchestrator.engine._checkpoint import (
+    CheckpointUnreadable,
+    load_state,
+    save_state,
+    snapshot,
+)
+from orchestrator.engine._values import TAGS_KEY, as_number
 from orchestrator.errors import MetricMissingError, NonFiniteMetricError
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "cv_settings",
     "derive_seed",
     "load_checkpoint",
+    "prepare_report",
     "report",
     "set_tag",
     "split_seed",
@@ -61,6 +68,7 @@ class TrialContext:
     checkpoints: list[Any] | None = None  # with a sink: every checkpoint reported, in order
     resume_from: dict[str, Any] | None = None  # with a sink: what load_checkpoint() returns
     keep_checkpoints: bool = True  # with a sink: False drops them (nothing to resume from)
+    prepared: bool = False  # inside report(): the metrics were prepared already
 
 
 _CURRENT: TrialContext | None = None
@@ -114,8 +122,6 @@ def set_tag(key: str, value: Any) -> None:
         _CURRENT.pending_tags[str(key)] = str(value)
 
 
-TAGS_KEY = "orch_tags"  # the result key that carries tags from a trial to the recorder
-
 
 def artifact_dir() -> Path:
     """A folder the running trial may write files into.
@@ -138,27 +144,45 @@ def artifact_dir() -> Path:
     return path
 
 
-def _check(metrics: Mapping[str, Any], ctx: TrialContext | None) -> None:
-    if ctx is None or not ctx.metric:
-        return
-    if ctx.metric not in metrics:
-        reported = ", ".join(sorted(map(str, metrics))) or "nothing"
-        raise MetricMissingError(
-            f"the sweep optimises metric {ctx.metric!r}, but this report has only: {reported}. "
-            f"Report {ctx.metric!r} every epoch, or set `metric.name` to one of these."
-        )
-    value = metrics[ctx.metric]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MetricMissingError(
-            f"metric {ctx.metric!r} must be a number, got {value!r}"
-        ) from None
-    if not math.isfinite(number):
-        raise NonFiniteMetricError(
-            f"metric {ctx.metric!r} is {number} at report {ctx.reports + 1}: the trial diverged "
-            "(lower the learning rate, clip gradients, or check the data)"
-        )
+def prepare_report(metrics: Mapping[str, Any], ctx: TrialContext | None) -> dict[str, Any]:
+    """What a report sends: numbers as floats, the sweep's metric checked, tags attached.
+
+    Numbers in any clothing (``np.float32``, ``np.int64``, ``Decimal``, ``"1.5"``) become
+    floats, so the scheduler, the searcher and the record see the same value; other
+    values pass as they are. The sweep's metric must be there and be a finite number:
+    otherwise this trial (and only it) fails with a message saying what it reported.
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = None if plain or key == TAGS_KEY else as_number(value)
+        out[key] = number if number is not None else value
+    if ctx is not None and ctx.metric:
+        if ctx.metric not in out:
+            reported = ", ".join(sorted(map(str, out))) or "nothing"
+            raise MetricMissingError(
+                f"the sweep optimises metric {ctx.metric!r}, but this report has only: "
+                f"{reported}. Report {ctx.metric!r} every epoch, or set `metric.name` to one "
+                "of these."
+            )
+        value = metrics[ctx.metric]
+        number = as_number(value)
+        if number is None:
+            raise MetricMissingError(
+                f"metric {ctx.metric!r} must be a number, but report {ctx.reports + 1} gave "
+                f"{value!r} ({type(value).__name__}); report a float"
+            )
+        if not math.isfinite(number):
+            raise NonFiniteMetricError(
+                f"metric {ctx.metric!r} is {number} at report {ctx.reports + 1}: the trial "
+                "diverged (lower the learning rate, clip gradients, or check the data)"
+            )
+    if ctx is not None:
+        ctx.reports += 1
+        if ctx.pending_tags:
+            out[TAGS_KEY] = {**out.get(TAGS_KEY, {}), **ctx.pending_tags}
+            ctx.pending_tags = {}
+    return out
 
 
 def report(metrics: Mapping[str, Any], *, checkpoint: Any = None) -> None:
@@ -186,33 +210,33 @@ def report(metrics: Mapping[str, Any], *, checkpoint: Any = None) -> None:
     {'epoch': 1, 'weights': [0.5, 0.25]}
     """
     ctx = _CURRENT
-    metrics = dict(metrics)
-    _check(metrics, ctx)
     if checkpoint is not None and not isinstance(checkpoint, Mapping):
         _check_ray_checkpoint(checkpoint)
-    if ctx is not None:
-        ctx.reports += 1
-        if ctx.pending_tags:
-            metrics[TAGS_KEY] = {**metrics.get(TAGS_KEY, {}), **ctx.pending_tags}
-            ctx.pending_tags = {}
-        if ctx.sink is not None:
-            if checkpoint is not None and ctx.keep_checkpoints:
-                if ctx.checkpoints is None:
-                    ctx.checkpoints = []
-                ctx.checkpoints.append(
-                    snapshot(checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
-                )
-            ctx.sink.append(metrics)
-            return
+    metrics = prepare_report(metrics, ctx)
+    if ctx is not None and ctx.sink is not None:
+        if checkpoint is not None and ctx.keep_checkpoints:
+            if ctx.checkpoints is None:
+                ctx.checkpoints = []
+            ctx.checkpoints.append(
+                snapshot(checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+            )
+        ctx.sink.append(metrics)
+        return
     import ray.tune
 
-    if not isinstance(checkpoint, Mapping):
-        ray.tune.report(metrics, checkpoint=checkpoint)
-        return
-    with tempfile.TemporaryDirectory(prefix="orch-ckpt-") as folder:
-        save_state(checkpoint, folder)
-        # Ray copies the folder into the trial's storage before report() returns.
-        ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(folder))
+    if ctx is not None:
+        ctx.prepared = True  # the trial's report hook (raytune/_trial.py) need not redo it
+    try:
+        if not isinstance(checkpoint, Mapping):
+            ray.tune.report(metrics, checkpoint=checkpoint)
+            return
+        with tempfile.TemporaryDirectory(prefix="orch-ckpt-") as folder:
+            save_state(checkpoint, folder)
+            # Ray copies the folder into the trial's storage before report() returns.
+            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(folder))
+    finally:
+        if ctx is not None:
+            ctx.prepared = False
 
 
 def _check_ray_checkpoint(checkpoint: Any) -> None:

@@ -1,6 +1,6 @@
 """Name what a trial's curves show: healthy, over-/under-fitting, gradient trouble, divergence.
 
-Pure Python and numpy: the engine, the reports and the toolkit all call
+Pure Python (no numpy, no Ray): the engine, the reports and the toolkit all call
 :func:`diagnose` on a trial's reported history (one dict per epoch).
 
 >>> history = [{"epoch": 1, "train_loss": 2.0, "val_loss": float("nan")}]
@@ -29,11 +29,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 __all__ = ["LABELS", "Diagnosis", "Thresholds", "diagnose"]
 
@@ -175,7 +175,7 @@ def _vanishing(history: Sequence[Mapping[str, Any]], t: Thresholds) -> Diagnosis
     last = dict(_finite(_values(history, "grad_norm_last")))
     ratios = [first[e] / last[e] for e in first if e in last and last[e] > 0]
     if ratios:
-        ratio = float(np.median(ratios))
+        ratio = float(statistics.median(ratios))
         if ratio < t.vanish_ratio:
             return _found(
                 VANISHING,
@@ -184,7 +184,7 @@ def _vanishing(history: Sequence[Mapping[str, Any]], t: Thresholds) -> Diagnosis
             )
     norms = [value for _, value in _finite(_values(history, "grad_norm"))]
     if norms:
-        norm = float(np.median(norms))
+        norm = float(statistics.median(norms))
         if norm < t.vanish_grad_norm:
             return _found(
                 VANISHING,

@@ -1,4 +1,4 @@
-"""From spec parameters to configs: Optuna define-by-run sampling and grid expansion.
+"""Sampling the spec's space with Optuna: a define-by-run function and the method's sampler.
 
 Every sampled method goes through Optuna (``RandomSampler`` for ``random``),
 driven by Ray Tune's ``OptunaSearch`` with a define-by-run function, because
@@ -10,6 +10,8 @@ W&B distributions Optuna lacks are sampled through a uniform variable the
 sampler sees, mapped by the inverse CDF (``normal`` family) or a cumulative
 table (``values`` with ``probabilities``); the mapping is monotone, so
 samplers and importance analysis still see a faithful ordering.
+
+Imports Optuna only when a sampler is made; never Ray.
 """
 
 from __future__ import annotations
@@ -17,67 +19,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
-import warnings
-
 from orchestrator.spec import Parameter, SweepSpec
+from orchestrator.spec._space import active, quantize, sampling_order
 
-__all__ = [
-    "OptunaSpace",
-    "make_sampler",
-    "flatten",
-    "grid_configs",
-    "nest",
-    "sampling_order",
-]
+__all__ = ["NORMAL_EPS", "OPTUNA_SEP", "OptunaSpace", "make_sampler"]
 
 NORMAL_EPS = 1e-6  # the uniform variable behind normal draws stays in (eps, 1 - eps)
 OPTUNA_SEP = "/"  # Ray's unflatten_dict splits Optuna parameter names on "/"
 _PRIMITIVE = (type(None), bool, int, float, str)
-
-
-def sampling_order(params: Sequence[Parameter]) -> list[Parameter]:
-    """Parameters ordered so every `when:` dependency is sampled before its dependant."""
-    by_name = {p.name: p for p in params}
-    done: set[str] = set()
-    out: list[Parameter] = []
-
-    def visit(p: Parameter) -> None:
-        if p.name in done:
-            return
-        done.add(p.name)
-        for dep, _ in p.when:
-            if dep in by_name:
-                visit(by_name[dep])
-        out.append(p)
-
-    for p in params:
-        visit(p)
-    return out
-
-
-def _active(p: Parameter, flat: Mapping[str, Any]) -> bool:
-    for dep, allowed in p.when:
-        if dep not in flat or not any(_same(flat[dep], v) for v in allowed):
-            return False
-    return True
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return bool(a == b)
-
-
-def _quantize(x: float, q: float) -> float | int:
-    v = round(x / q) * q
-    v = round(v, 12)
-    if float(q).is_integer() and float(v).is_integer():
-        return int(v)
-    return v
 
 
 class OptunaSpace:
@@ -94,7 +48,7 @@ class OptunaSpace:
     def __call__(self, trial: Any) -> dict[str, Any]:
         flat: dict[str, Any] = {}
         for p in self.params:
-            if _active(p, flat):
+            if active(p, flat):
                 flat[p.name] = self.sample(trial, p)
         return {k.replace(".", OPTUNA_SEP): v for k, v in flat.items()}
 
@@ -123,80 +77,21 @@ class OptunaSpace:
             q, lo, hi = p.q or 1.0, float(p.min), float(p.max)  # type: ignore[arg-type]
             steps = (hi - lo) / q
             if abs(lo / q - round(lo / q)) < 1e-9 and abs(steps - round(steps)) < 1e-9:
-                return _quantize(trial.suggest_float(name, lo, hi, step=q), q)
-            return _quantize(trial.suggest_float(name, lo, hi), q)
+                return quantize(trial.suggest_float(name, lo, hi, step=q), q)
+            return quantize(trial.suggest_float(name, lo, hi), q)
         if d in ("log_uniform", "q_log_uniform"):
             x = trial.suggest_float(name, math.exp(p.min), math.exp(p.max), log=True)  # type: ignore[arg-type]
-            return _quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
+            return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         if d in ("log_uniform_values", "q_log_uniform_values"):
             x = trial.suggest_float(name, p.min, p.max, log=True)
-            return _quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
+            return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         if d in ("normal", "q_normal", "log_normal", "q_log_normal"):
             u = trial.suggest_float(name, NORMAL_EPS, 1.0 - NORMAL_EPS)
             x = p.mu + p.sigma * NormalDist().inv_cdf(u)
             if d.endswith("log_normal"):
                 x = math.exp(x)
-            return _quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
+            return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         raise ValueError(f"unknown distribution {d!r} for parameter {p.name!r}")
-
-
-def grid_configs(params: Sequence[Parameter]) -> list[dict[str, Any]]:
-    """Every combination of a discrete space, honouring `when:`, as flat dotted configs.
-
-    A conditional parameter multiplies only the configs where its condition holds;
-    duplicate configs are dropped, order is stable (the spec's parameter order).
-    """
-    configs: list[dict[str, Any]] = [{}]
-    for p in sampling_order(params):
-        values = p.grid_values()
-        if values is None:
-            raise ValueError(f"parameter {p.name!r} ({p.distribution}) has no finite grid")
-        grown: list[dict[str, Any]] = []
-        for cfg in configs:
-            if _active(p, cfg):
-                grown.extend({**cfg, p.name: v} for v in values)
-            else:
-                grown.append(cfg)
-        configs = grown
-    order = [p.name for p in params]
-    seen: set[str] = set()
-    out = []
-    for cfg in configs:
-        ordered = {k: cfg[k] for k in order if k in cfg}
-        key = json.dumps(ordered, sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            out.append(ordered)
-    return out
-
-
-def nest(flat: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
-    """``{"model.width": 3}`` → ``{"model": {"width": 3}}``."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        *heads, last = key.split(sep)
-        for h in heads:
-            node = node.setdefault(h, {})
-        node[last] = value
-    return out
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"width": 3}}`` → ``{"model.width": 3}`` (inverse of :func:`nest`)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def constants(params: Iterable[Parameter]) -> dict[str, Any]:
-    """The flat config of every unconditional constant."""
-    return {p.name: p.value for p in params if p.is_constant and not p.when}
 
 
 def make_sampler(spec: SweepSpec) -> Any:

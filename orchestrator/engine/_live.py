@@ -20,10 +20,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.space import flatten
+from orchestrator.engine._records import OUTCOMES, best_record
+from orchestrator.spec._space import flatten
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Ledger, TrialRecord
+    from orchestrator.engine._ledger import Ledger
+    from orchestrator.engine._records import TrialRecord
     from orchestrator.spec import SweepSpec
 
 MAX_ROWS = 12  # trials shown: running ones first, then the most recent
@@ -85,7 +87,7 @@ class LiveView:
     # -- ledger events: the table is rendered from the ledger on each refresh ----------
 
     def trial_start(self, rec: TrialRecord) -> None: ...
-    def trial_result(self, rec: TrialRecord, row: dict[str, float]) -> None: ...
+    def trial_result(self, rec: TrialRecord, row: dict[str, float], step: int) -> None: ...
     def trial_end(self, rec: TrialRecord) -> None: ...
     def trial_adopted(self, rec: TrialRecord) -> None: ...
 
@@ -99,8 +101,6 @@ class LiveView:
             return Text(f"{self.spec.name}: live view unavailable ({type(exc).__name__})")
 
     def render(self) -> Group:
-        from orchestrator.engine import OUTCOMES, best_record
-
         records = list(self.ledger.records.values())
         metric = self.spec.metric.name
         total = self.spec.run_cap + (self.spec.baseline_repeats

@@ -1,0 +1,48 @@
+"""The engine: from a validated spec to trials run, watched and recorded.
+
+Ray-free at import. The core (records, the ledger and its listeners, the live
+view, sampling, checkpoints, the trial-side context, the diagnosis) needs no Ray;
+everything that does lives in :mod:`orchestrator.engine.raytune`, loaded when a
+sweep runs.
+
+>>> from orchestrator.engine import run_sweep    # doctest: +SKIP
+>>> result = run_sweep(load_spec("search_spaces/quick.yaml"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.engine._env import prepare_driver
+from orchestrator.engine._ledger import Ledger, Listener
+from orchestrator.engine._records import OUTCOMES, USABLE, SweepResult, TrialRecord, best_record
+
+if TYPE_CHECKING:
+    from orchestrator.engine.raytune import Resume
+
+__all__ = ["OUTCOMES", "USABLE", "Ledger", "Listener", "Resume", "SweepResult", "TrialRecord",
+           "best_record", "ensure_ray", "prepare_driver", "run_sweep"]
+
+
+def run_sweep(spec: Any, *, address: str | None = None, **kwargs: Any) -> SweepResult:
+    """Run a sweep on Ray Tune; see :func:`orchestrator.engine.raytune.run_sweep`."""
+    prepare_driver(address)
+    from orchestrator.engine.raytune import run_sweep as run
+
+    return run(spec, address=address, **kwargs)
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Start (or join) Ray as a sweep would; see :mod:`orchestrator.engine.raytune`."""
+    prepare_driver(address)
+    from orchestrator.engine.raytune import ensure_ray as start
+
+    start(address)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Resume":
+        from orchestrator.engine.raytune import Resume
+
+        return Resume
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

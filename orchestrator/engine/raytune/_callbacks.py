@@ -1,0 +1,187 @@
+"""Ray Tune's hooks into the ledger: the :class:`Guard` stopper and :class:`TuneCallback`.
+
+Ray Tune pickles its callbacks and stopper with the experiment state, so they
+hold only the sweep id and find the live ledger through :data:`LEDGERS`.
+
+The guard sees every result before any scheduler or searcher does. It fails a
+trial whose metric is missing or not a finite number, notes a trial that ended
+itself (``done``), and ends the whole sweep when ``metric.target`` is reached by
+a searched trial (never by the baseline). Interrupts do not go through it: they
+stop Tune the way Tune's own signal handler does (``_run.py``), so the saved
+state keeps unfinished trials resumable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import traceback as tb
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.stopper import Stopper
+
+from orchestrator.engine._ledger import Ledger
+from orchestrator.engine._values import RAY_RESULT_KEYS, as_number
+from orchestrator.engine.raytune._private import fall_back_to_existing_checkpoint
+
+__all__ = ["LEDGERS", "Guard", "TuneCallback", "describe_error"]
+
+LEDGERS: dict[str, Ledger] = {}
+
+# How Ray says a trial's process went away (as exception class names or in messages).
+_WORKER_GONE = ("ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
+                "OwnerDiedError", "RayActorError")
+_NODE_GONE = ("NodeDiedError",)
+_NODE_WORDS = ("node", "raylet")  # "...because its node was removed", "the raylet died"
+
+
+class Guard(Stopper):
+    """Fails trials with a missing or non-finite metric; ends the sweep at the target."""
+
+    def __init__(self, sweep_id: str) -> None:
+        self.sweep_id = sweep_id
+
+    @property
+    def ledger(self) -> Ledger:
+        return LEDGERS[self.sweep_id]
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        ledger = self.ledger
+        metric = ledger.spec.metric
+        if result.get("done") and trial_id not in ledger.ended_itself:
+            # Before any scheduler: only the trainable (returning, or reporting done) sets it.
+            ledger.ended_itself[trial_id] = "the trainable ended itself (returned, or done)"
+        if metric.name not in result:
+            reported = sorted(k for k in result if k not in RAY_RESULT_KEYS)
+            ledger.guard_failures[trial_id] = (
+                f"MetricMissingError: the sweep's metric {metric.name!r} was not reported; "
+                f"the trainable reported: {', '.join(reported) or 'nothing'}. Set "
+                "`metric.name` to one of these, or report it."
+            )
+            return True
+        value = as_number(result[metric.name])
+        if value is None or not math.isfinite(value):
+            kind = "NonFiniteMetricError" if value is not None else "MetricMissingError"
+            what = "the trial diverged" if value is not None else "it must be a number"
+            ledger.guard_failures[trial_id] = (
+                f"{kind}: metric {metric.name!r} is {result[metric.name]!r} at report "
+                f"{result.get('training_iteration')}: {what}"
+            )
+            return True
+        rec = ledger.records.get(trial_id)
+        if metric.reached(value) and (rec is None or rec.role == "trial"):
+            ledger.target_reached = True  # the baseline reaching it proves nothing
+        return False
+
+    def stop_all(self) -> bool:
+        return self.ledger.target_reached
+
+
+class TuneCallback(Callback):
+    """Ray Tune's trial events, handed to the ledger as plain data."""
+
+    def __init__(self, sweep_id: str) -> None:
+        self.sweep_id = sweep_id
+
+    @property
+    def ledger(self) -> Ledger:
+        return LEDGERS[self.sweep_id]
+
+    def _adopt_once(self, trials: list[Any]) -> None:
+        ledger = self.ledger
+        if not ledger.adopted:  # first sight of a restored sweep's trials
+            ledger.adopted = True
+            ledger.adopt(trials)
+        ledger.number(trials)
+
+    def on_step_begin(self, iteration, trials, **info):  # type: ignore[no-untyped-def]
+        self._adopt_once(trials)
+
+    def on_experiment_end(self, trials, **info):  # type: ignore[no-untyped-def]
+        # A resumed sweep whose trials had all ended never steps: adopt them here.
+        self._adopt_once(trials)
+
+    def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_start(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_result(trial, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        self.ledger.on_trial_complete(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        message, full = describe_error(trial, node_id=self.ledger.record(trial).tags.get(
+            "node_id", ""))
+        self.ledger.on_trial_error(trial, message, full)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+        message, _ = describe_error(trial)
+        self.ledger.on_trial_recover(trial, message)
+        problem = fall_back_to_existing_checkpoint(trial)
+        if problem:
+            self.ledger.record(trial).tags["checkpoint_problem"] = problem
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    out = []
+    while err is not None and err not in out:
+        out.append(err)
+        err = getattr(err, "cause", None) or err.__cause__
+    return out
+
+
+def describe_error(trial: Any, *, node_id: str = "") -> tuple[str, str]:
+    """``(one line saying what went wrong, the full text)`` for a trial Ray says failed.
+
+    A worker process that died (segfault, OOM kill, ``os._exit``) is named as such,
+    with its exit detail; only a node that went away is called a lost node.
+    """
+    try:
+        err = trial.get_pickled_error() or trial.get_error()
+    except Exception:  # noqa: BLE001 - error files missing: fall back to Ray's message
+        err = None
+    if err is None:
+        text = ""
+        path = getattr(trial, "error_file", None)
+        if path and os.path.exists(path):
+            text = Path(path).read_text(errors="replace")
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return (lines[-1] if lines else "trial failed (no error recorded)"), text
+    chain = _chain(err)
+    cause = chain[-1]
+    full = "".join(tb.format_exception(type(err), err, err.__traceback__))
+    message = f"{type(cause).__name__}: {cause}".strip()
+    # Ray wraps user exceptions (RayTaskError) with the remote traceback in str().
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    if lines and "Error" in lines[-1]:
+        message = lines[-1].strip()
+    elif message.splitlines():
+        message = message.splitlines()[0]
+    names = {type(e).__name__ for e in chain}
+    text = str(err)
+    where = node_id or getattr(trial, "node_ip", "") or "unknown"
+    if names & set(_NODE_GONE) or ("NodeDiedError" in text):
+        return f"the node running this trial was lost (node {where}): {message}", full
+    if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE):
+        detail = _exit_detail(text)
+        if any(w in detail.lower() for w in _NODE_WORDS) and "node" in detail.lower():
+            return f"the node running this trial was lost (node {where}): {detail}", full
+        return (f"the trial's worker process died ({detail or 'no exit detail from Ray'}); "
+                "a crash in native code (segfault), running out of memory, or os._exit "
+                "ends a trial this way", full)
+    return message, full
+
+
+def _exit_detail(text: str) -> str:
+    """The part of Ray's actor-died message that says why (exit type, signal, detail)."""
+    keep = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        low = stripped.lower()
+        if any(k in low for k in ("signal", "sigsegv", "sigkill", "exit detail", "exit type",
+                                  "out of memory", "oom", "exit code", "node")):
+            keep.append(stripped)
+    return " ".join(keep)[:500]

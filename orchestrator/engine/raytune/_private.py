@@ -1,0 +1,98 @@
+"""Every use of Ray's private API in orch, in one place, each with why and what breaks.
+
+``tests/engine/test_ray_private.py`` checks each of these against the installed
+Ray on every run; pyproject.toml admits only the Ray versions they were written
+for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
+
+1. :func:`wrap_session_report` — the trial process's report path. Ray Tune's
+   ``tune.report`` and ``train.report`` both end in ``get_session().report``; orch
+   wraps that bound method for the duration of one trial so that whatever a
+   trainable reports (through orch or through Ray's own API, unchanged) has its
+   numbers converted, its tags attached and, once Ray has stopped the trial, any
+   further report refused at once (a trainable that swallows Ray's stop signal
+   would otherwise keep its actor busy forever).
+2. :func:`fall_back_to_existing_checkpoint` — before Ray retries a trial from its
+   latest checkpoint, a deleted checkpoint folder is replaced by the newest kept
+   one (Ray would fail the trial again). Reads and sets attributes of the trial's
+   checkpoint manager.
+3. :func:`loopback_effective` — whether Ray's node address will be 127.0.0.1 for
+   a local start (Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, on import).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "loopback_effective",
+           "wrap_session_report"]
+
+RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
+
+
+def wrap_session_report(convert: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[], None]:
+    """Route every report of this trial process through ``convert``; return an undo.
+
+    ``convert(metrics)`` returns the metrics to send (it may raise to fail the trial).
+    Outside a Ray Tune trial this does nothing.
+    """
+    from ray.train._internal import session as train_session
+
+    current = train_session.get_session()
+    if current is None:
+        return lambda: None
+    original = current.report
+    stopped = threading.Event()
+
+    @functools.wraps(original)
+    def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        if stopped.is_set():  # Ray stopped this trial; a trainable that caught it goes on
+            raise SystemExit(0)
+        try:
+            original(convert(dict(metrics)), checkpoint=checkpoint)
+        except SystemExit:  # Ray's way of ending a stopped trial from inside report()
+            stopped.set()
+            raise
+
+    current.report = report  # an instance attribute: this session only
+
+    def undo() -> None:
+        if current.__dict__.get("report") is report:
+            del current.report
+
+    return undo
+
+
+def fall_back_to_existing_checkpoint(trial: Any) -> str:
+    """Make sure the checkpoint a retried trial restores still exists; say what was wrong.
+
+    Ray refuses to restore from a checkpoint folder that was deleted and fails the
+    trial again; instead the newest kept checkpoint that exists is used, or none (the
+    trial restarts from scratch). Returns what was wrong, or "".
+    """
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    if manager is None or latest is None:
+        return ""
+    import pyarrow.fs
+
+    def exists(result: Any) -> bool:
+        ckpt = result.checkpoint
+        return ckpt.filesystem.get_file_info(ckpt.path).type != pyarrow.fs.FileType.NotFound
+
+    if exists(latest):
+        return ""
+    kept = [r for r in getattr(manager, "_checkpoint_results", []) if exists(r)]
+    manager._latest_checkpoint_result = kept[-1] if kept else None
+    return (f"trial {trial.trial_id}: checkpoint {latest.checkpoint.path} is gone; "
+            + ("resuming from an older kept checkpoint" if kept
+               else "restarting from scratch"))
+
+
+def loopback_effective() -> bool:
+    """Whether a local Ray started now gets 127.0.0.1 as its node address."""
+    from ray._private import ray_constants
+
+    return not ray_constants.ENABLE_RAY_CLUSTER

@@ -1,0 +1,247 @@
+"""Run one sweep on Ray Tune: build the Tuner, run it, and close every record.
+
+Order of a sweep: the trainable is found, Ray started (``_start.py``), the sweep's
+lock taken (one process per sweep), the Tuner built (``_search.py``, a new one or
+one restored from an interrupted sweep), the recorder opened (MLflow), then
+``Tuner.fit()``. Whatever happens after the recorder opened — a finished sweep, a
+trial that broke the search, Ctrl-C, SIGTERM or SIGHUP — every run is closed.
+
+Interrupts: the first Ctrl-C, SIGTERM or SIGHUP asks Tune to stop the way Tune's
+own signal handler does (its SIGUSR1 handler): Tune saves its state with the
+unfinished trials still unfinished, so ``orch resume`` continues them from their
+checkpoints and runs the rest of the budget. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine._ledger import Ledger
+from orchestrator.engine._lock import local_sweep_dir, sweep_lock
+from orchestrator.engine._records import SweepResult
+from orchestrator.engine._trainable import load_trainable
+from orchestrator.engine.raytune._callbacks import LEDGERS, Guard, TuneCallback
+from orchestrator.engine.raytune._search import build_scheduler, build_search
+from orchestrator.engine.raytune._start import (
+    DEFAULT_STORAGE,
+    check_resources,
+    ensure_ray,
+    trial_resources,
+)
+from orchestrator.engine.raytune._trial import make_trial_function
+from orchestrator.errors import OrchError
+from orchestrator.spec import SweepSpec
+
+__all__ = ["CHECKPOINTS_KEPT", "Resume", "new_sweep_id", "run_sweep"]
+
+CHECKPOINTS_KEPT = 2  # per trial: the latest and one before it, in case the latest is corrupt
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def new_sweep_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an interrupted sweep lives: its id, its Ray Tune folder and its MLflow parent run."""
+
+    sweep_id: str
+    experiment_path: str
+    parent_run_id: str | None = None
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    trainable: Callable[[dict[str, Any]], Any] | None = None,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    tracking: bool = True,
+    storage_path: str | None = None,
+    live: bool | None = None,
+    spec_text: str | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    resume: Resume | None = None,
+) -> SweepResult:
+    """Run `spec` on Ray Tune and return what happened to every trial.
+
+    ``configs`` runs exactly these flat configs (and the baseline) instead of the
+    spec's search; see :func:`build_search`. ``resume`` continues an interrupted
+    sweep: Ray Tune restores its trials (finished ones are not run again,
+    unfinished ones continue from their last checkpoint) and the recorder reuses
+    its MLflow runs.
+    """
+    fn = trainable if trainable is not None else load_trainable(spec.trainable)
+    ensure_ray(address)
+    resources = trial_resources(spec)
+    check_resources(spec, resources)
+
+    sweep_id = resume.sweep_id if resume else new_sweep_id()
+    storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
+    if resume is not None:
+        storage = resume.experiment_path.rstrip("/").rsplit("/", 1)[0]
+    experiment_path = f"{storage.rstrip('/')}/{spec.slug}-{sweep_id}"
+    local_dir = local_sweep_dir(experiment_path, sweep_id)
+    with sweep_lock(local_dir, sweep_id):
+        return _run_locked(spec, fn, address, tracking_uri, tracking, live, spec_text,
+                           configs, resume, sweep_id, storage, experiment_path, local_dir,
+                           resources)
+
+
+def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
+                tracking_uri: str | None, tracking: bool, live: bool | None,
+                spec_text: str | None, configs: Sequence[Mapping[str, Any]] | None,
+                resume: Resume | None, sweep_id: str, storage: str, experiment_path: str,
+                local_dir: Path, resources: Mapping[str, float]) -> SweepResult:
+    ledger = Ledger(spec)
+    LEDGERS[sweep_id] = ledger
+    try:
+        tuner = _build_tuner(spec, fn, resources, storage, experiment_path, sweep_id,
+                             configs, resume)
+    except Exception as exc:  # a damaged experiment folder, a searcher that cannot start
+        LEDGERS.pop(sweep_id, None)
+        raise OrchError(f"the sweep could not be set up: {type(exc).__name__}: {exc}") from exc
+    recorder = None
+    if tracking:
+        from orchestrator.tracking import Recorder
+
+        recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
+                            spec_text=spec_text, experiment_path=experiment_path,
+                            journal_dir=local_dir)
+        try:  # fails here, before any trial, if the store is unreachable
+            recorder.start(resume_parent=resume.parent_run_id if resume else None)
+        except BaseException:
+            LEDGERS.pop(sweep_id, None)
+            raise
+        ledger.prior_outcomes = dict(recorder.prior_outcomes)
+        ledger.listeners.append(recorder)
+    result = SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,
+                         tracking_uri=recorder.tracking_uri if recorder else None,
+                         parent_run_id=recorder.parent_run_id if recorder else None,
+                         experiment_id=recorder.experiment_id if recorder else None)
+    started = time.time()
+    failure: BaseException | None = None
+    view = None
+    handlers: dict[int, Any] = {}
+    try:  # from here on, whatever happens, every run is closed (recorder.finish)
+        if live is None:
+            live = sys.stdout.isatty()
+        if live:
+            from orchestrator.engine._live import LiveView
+
+            view = LiveView(spec, ledger)
+            ledger.listeners.append(view)
+            view.start()  # never raises: a failure to draw is a warning
+        handlers = _install_interrupt_handlers(ledger)
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:  # a second signal, or one before Tune was ready: stop now
+            ledger.interrupted = True
+        finally:
+            if view is not None:
+                view.stop()
+    except Exception as exc:  # Ray or a searcher failed: record it, then report it
+        failure = exc
+    finally:
+        _restore_handlers(handlers)
+        result.interrupted = ledger.interrupted or failure is not None
+        if result.interrupted or any(r.outcome in ("pending", "running")
+                                     for r in ledger.records.values()):
+            ledger.end_unfinished()
+        # In the searcher's order: the same spec and seed list the same configs.
+        result.records = sorted(ledger.records.values(),
+                                key=lambda r: (r.index < 0, r.index, r.started or math.inf))
+        LEDGERS.pop(sweep_id, None)
+        result.target_reached = ledger.target_reached
+        result.wall_s = time.time() - started
+        if view is not None:
+            result.warnings.extend(view.problems)
+        if recorder is not None:
+            recorder.finish(result, failure=failure)
+            result.tracking_problems = list(recorder.problems)
+            result.warnings.extend(recorder.warnings)
+    if failure is not None:
+        raise OrchError(f"the sweep stopped with an error: {type(failure).__name__}: "
+                        f"{failure}; finished trials are recorded") from failure
+    return result
+
+
+def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
+                 resources: Mapping[str, float], storage: str, experiment_path: str,
+                 sweep_id: str, configs: Sequence[Mapping[str, Any]] | None,
+                 resume: Resume | None) -> Any:
+    from ray import tune
+
+    search_alg, param_space, num_samples = build_search(spec, configs)
+    cv = spec.cv.as_dict(spec.seed) if spec.cv else None
+    trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
+                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv,
+                                   artifact_root=experiment_path if "://" not in storage
+                                   else None)
+    trainable = tune.with_resources(trial_fn, dict(resources))
+    if resume is not None:
+        # Errored trials stay failed: they used up their retries before the interruption.
+        return tune.Tuner.restore(resume.experiment_path, trainable=trainable,
+                                  resume_unfinished=True, resume_errored=False,
+                                  restart_errored=False, param_space=param_space or None)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric.name,
+            mode=spec.metric.mode,
+            search_alg=search_alg,
+            scheduler=build_scheduler(spec),
+            num_samples=num_samples,
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{spec.slug}-{sweep_id}",
+            storage_path=storage,
+            stop=Guard(sweep_id),
+            callbacks=[TuneCallback(sweep_id)],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            verbose=0,
+            log_to_file=False,
+        ),
+    )
+
+
+def _install_interrupt_handlers(ledger: Ledger) -> dict[int, Any]:
+    """The first Ctrl-C, SIGTERM or SIGHUP stops the sweep resumably; a second stops now."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if ledger.interrupted:
+            raise KeyboardInterrupt(f"signal {signum}")
+        ledger.interrupted = True
+        tune_handler = signal.getsignal(signal.SIGUSR1)
+        if not callable(tune_handler):  # Tune is not running yet: nothing to save
+            raise KeyboardInterrupt(f"signal {signum}")
+        tune_handler(signal.SIGUSR1, frame)  # Tune's own graceful stop: state saved
+
+    previous = {sig: signal.getsignal(sig) for sig in (*INTERRUPT_SIGNALS, signal.SIGUSR1)}
+    for sig in INTERRUPT_SIGNALS:
+        signal.signal(sig, handler)
+    # An earlier sweep's Tune left its handler here; this sweep's Tune installs its own.
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
