@@ -337,6 +337,9 @@ def print_summary(result: Any) -> None:
         say(out, f"records: MLflow {result.tracking_uri} — experiment {s.experiment!r}, "
             f"sweep {result.sweep_id}, parent run {result.parent_run_id}")
         say(out, "review: orch ui   |   orch ls   |   orch export " + result.sweep_id)
+        if result.interrupted:
+            say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
+                "are kept, the unfinished continue, the rest of the budget runs)")
     for warning in result.warnings:
         say(out, ("warning:", "bold yellow"), f" {warning}")
     for problem in result.tracking_problems:

@@ -67,3 +67,54 @@ def slow(config):
     for epoch in range(1, int(config.get("epochs", 5)) + 1):
         time.sleep(float(config.get("pause", 0.5)))
         orchestrator.report({"epoch": epoch, "loss": config["x"] + 1.0 / epoch})
+
+
+def hangs_above(config):
+    """Reports once, then hangs (a deadlock, a stuck data loader) when x > 0.5."""
+    import time
+
+    orchestrator.report({"epoch": 1, "loss": config["x"]})
+    if config["x"] > 0.5:
+        while True:
+            time.sleep(0.05)
+    orchestrator.report({"epoch": 2, "loss": config["x"] / 2})
+
+
+def counts_from_zero(config):
+    """The usual loop: `for epoch in range(n)`, epoch 0 first."""
+    for epoch in range(int(config.get("epochs", 5))):
+        orchestrator.report({"epoch": epoch, "loss": config["x"] + 1.0 / (epoch + 1)})
+
+
+def patterned(config):
+    """Reports the way ``config["pattern"]`` says, deterministically (the value of each
+    report depends only on x and the report's number), so that what the store holds can
+    be checked point by point:
+
+    start      the first epoch: 0, 1, or None (no `epoch` key at all)
+    per_epoch  reports per epoch (epoch goes up by 1/per_epoch: fractional epochs)
+    reports    how many reports in all
+    numpy      report numpy scalars (np.float32 loss, np.int64 count)
+    checkpoint report a checkpoint with every report
+    fail_at    the first attempt raises after this report (0: never); Ray retries it
+    """
+    import os
+
+    import numpy as np
+    from ray import tune
+
+    p, x = config["pattern"], float(config["x"])
+    state = orchestrator.load_checkpoint()
+    done = int(state["done"]) if state else 0
+    marker = os.path.join(config["marks"], tune.get_context().get_trial_id())
+    for i in range(done + 1, int(p["reports"]) + 1):
+        loss = x + 1.0 / i
+        metrics = {"loss": np.float32(loss) if p["numpy"] else loss}
+        if p["numpy"]:
+            metrics["count"] = np.int64(i)
+        if p["start"] is not None:
+            metrics["epoch"] = p["start"] + (i - 1) / p["per_epoch"]
+        orchestrator.report(metrics, checkpoint={"done": i} if p["checkpoint"] else None)
+        if i == p["fail_at"] and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError(f"flaky at report {i}")

@@ -76,7 +76,7 @@ def test_every_label_is_found_on_its_curve(label: str) -> None:
 
 
 def test_every_label_is_tested() -> None:
-    assert set(CASES) == set(LABELS)
+    assert set(CASES) | {"too_short"} == set(LABELS)
 
 
 def test_reasons_carry_the_numbers() -> None:
@@ -101,8 +101,8 @@ def test_precedence_diverged_over_exploding_over_vanishing_over_fitting() -> Non
 
 
 def test_missing_metrics_skip_their_checks() -> None:
-    assert diagnose([]).label == "healthy"
-    assert diagnose([{"epoch": 1}, {"epoch": 2}]).label == "healthy"
+    assert diagnose([]).label == "too_short"
+    assert diagnose([{"epoch": e} for e in range(1, 5)]).label == "healthy"
     only_val = [{"val_loss": r["val_loss"]} for r in CASES["overfitting"]]
     assert diagnose(only_val).label == "healthy"  # no train_loss: over-fitting not judged
     no_classes = [{k: v for k, v in r.items() if k != "n_classes"} for r in CASES["underfitting"]]
@@ -114,7 +114,8 @@ def test_missing_metrics_skip_their_checks() -> None:
 
 def test_too_few_epochs_are_not_judged_for_fit() -> None:
     short = CASES["underfitting"][:2]
-    assert diagnose(short).label == "healthy"
+    assert diagnose(short).label == "too_short"  # never "healthy" for two epochs
+    assert "2 epoch(s) reported" in diagnose(short).reason
     assert diagnose(short, thresholds=Thresholds(min_epochs=2)).label == "underfitting"
 
 

@@ -18,6 +18,7 @@ The checks run in order of precedence and the first that fires wins::
     underfitting         the best train_loss stays above `underfit_loss` x the
                          loss of a uniform guess, log(n_classes) (n_classes from
                          the argument or the history; or `underfit_loss_abs`)
+    too_short            fewer than `min_epochs` epochs: too few to call it healthy
     healthy              none of the above
 
 A check whose metrics are missing from the history is skipped, so any subset
@@ -43,7 +44,8 @@ UNDERFITTING = "underfitting"
 EXPLODING = "exploding_gradients"
 VANISHING = "vanishing_gradients"
 DIVERGED = "diverged"
-LABELS = (HEALTHY, OVERFITTING, UNDERFITTING, EXPLODING, VANISHING, DIVERGED)
+TOO_SHORT = "too_short"
+LABELS = (HEALTHY, OVERFITTING, UNDERFITTING, EXPLODING, VANISHING, DIVERGED, TOO_SHORT)
 
 ADVICE = {
     HEALTHY: "",
@@ -52,6 +54,7 @@ ADVICE = {
     EXPLODING: "lower the learning rate or clip gradients (`grad_clip`)",
     VANISHING: "use ReLU-type activations, better initialisation, or normalisation layers",
     DIVERGED: "lower the learning rate, clip gradients (`grad_clip`), or check the data",
+    TOO_SHORT: "",
 }
 
 
@@ -266,8 +269,9 @@ def diagnose(
     )
     if found is not None:
         return found
-    if not history:
-        return _found(HEALTHY, "no epochs reported, nothing to diagnose")
+    if len(history) < t.min_epochs:
+        return _found(TOO_SHORT, f"{len(history)} epoch(s) reported: too few to judge the "
+                      f"curves (needs {t.min_epochs})")
     val = _finite(_values(history, "val_loss"))
     detail = f"; final val_loss {val[-1][1]:.3g}" if val else ""
     return _found(HEALTHY, f"no problem found over {len(history)} epochs{detail}")

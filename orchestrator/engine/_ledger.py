@@ -65,6 +65,7 @@ class Ledger:
         self.target_reached = False
         self.listeners: list[Listener] = []
         self.prior_outcomes: dict[str, str] = {}  # a resumed sweep: outcomes recorded before
+        self.prior_diagnoses: dict[str, str] = {}  # ... and their diagnoses
         self.interrupted = False  # Ctrl-C / SIGTERM / SIGHUP
         self.adopted = False
         self.numbered = 0
@@ -97,6 +98,7 @@ class Ledger:
                 step = int(trial.last_result.get("training_iteration") or 1)
                 rec.add(step, numeric_metrics(trial.last_result))
             prior = self.prior_outcomes.get(trial.trial_id, "")
+            rec.diagnosis = self.prior_diagnoses.get(trial.trial_id, "")
             if prior in OUTCOMES:
                 rec.outcome = prior
             else:
@@ -159,6 +161,7 @@ class Ledger:
     def on_trial_recover(self, trial: Any, error: str) -> None:
         """A failed attempt that Ray retries (``max_failures``): kept with its error."""
         rec = self.record(trial)
+        error = self.guard_failures.pop(trial.trial_id, "") or error  # e.g. a time limit
         rec.attempts.append({"attempt": len(rec.attempts) + 1, "error": error,
                              "reached_step": rec.last_step, "at": time.time()})
 
@@ -191,6 +194,8 @@ class Ledger:
                 rec.diagnosis, rec.diagnosis_reason = found.label, found.reason
             else:  # its curves say nothing about the configuration: it broke
                 rec.diagnosis, rec.diagnosis_reason = "failed", rec.error or "the trial failed"
+        elif rec.outcome == "killed":  # cut off by the interrupt: its curves are unfinished
+            rec.diagnosis, rec.diagnosis_reason = "", ""
         elif rec.history:
             found = diagnose(rec.history, thresholds=self.thresholds)
             rec.diagnosis, rec.diagnosis_reason = found.label, found.reason

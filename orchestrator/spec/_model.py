@@ -154,6 +154,8 @@ class SweepSpec:
     resources: Resources = field(default_factory=Resources)
     max_concurrent: int | None = None
     max_failures: int = 0
+    trial_timeout_s: float | None = None  # a trial's wall-time limit, from its start
+    report_timeout_s: float | None = None  # the longest a running trial may go without reporting
     cv: CV | None = None
     storage_path: str | None = None
     run_cap_defaulted: bool = False

@@ -10,6 +10,7 @@ the rule and the bad value, and a fix. Nothing here imports Ray or MLflow.
 from __future__ import annotations
 
 import copy
+import math
 import difflib
 import re
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,8 @@ class _TopModel(BaseModel):
     resources: dict[str, Any] | None = None
     max_concurrent: int | None = None
     max_failures: int = 0
+    trial_timeout_s: float | None = None
+    report_timeout_s: float | None = None
     cv: dict[str, Any] | None = None
     storage_path: str | None = None
     # W&B keys that have no meaning here: accepted so W&B files run, and noted.
@@ -720,6 +723,15 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
     max_failures = good("max_failures", int) or 0
     if max_failures < 0:
         issues.add("max_failures", f"must be >= 0, got {max_failures}", "0 means no retries")
+    timeouts: dict[str, float | None] = {}
+    for key, example in (("trial_timeout_s", 3600), ("report_timeout_s", 600)):
+        value = getattr(top, key, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                (not math.isfinite(value) or value <= 0):
+            issues.add(key, f"must be a finite number of seconds > 0, got {value!r}",
+                       f"e.g. {key}: {example}, or remove it for no limit")
+            value = None
+        timeouts[key] = float(value) if isinstance(value, (int, float)) else None
     baseline = top.baseline if isinstance(top.baseline, (dict, str)) else None
     if isinstance(baseline, str) and not re.fullmatch(r"[0-9a-fA-F]{32}", baseline.strip()):
         issues.add("baseline", f"a baseline is a config mapping or an MLflow run id (32 hex "
@@ -773,6 +785,8 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         resources=resources,
         max_concurrent=max_concurrent,
         max_failures=max_failures,
+        trial_timeout_s=timeouts["trial_timeout_s"],
+        report_timeout_s=timeouts["report_timeout_s"],
         cv=cv,
         storage_path=top.storage_path,
         raw=raw_data,

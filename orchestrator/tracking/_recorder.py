@@ -113,6 +113,7 @@ class Recorder:
         self.spec = spec
         self.experiment_path = experiment_path
         self.prior_outcomes: dict[str, str] = {}  # resumed sweep: trial id → recorded outcome
+        self.prior_diagnoses: dict[str, str] = {}
         self._run_status: dict[str, str] = {}
         # Per trial, the highest step accepted for the store: a step is stored once, the
         # first time any attempt reports it (a retry or a resume repeats steps).
@@ -280,6 +281,7 @@ class Recorder:
             self._run_ids[tid] = run.info.run_id
             self._run_status[tid] = run.info.status
             self.prior_outcomes[tid] = run.data.tags.get("orch.outcome", "")
+            self.prior_diagnoses[tid] = run.data.tags.get("orch.diagnosis", "")
             if tid in journal:
                 self._refill(tid, run.info.run_id, journal[tid])
             else:  # recorded before journals, or the journal is gone: ask the store

@@ -34,7 +34,7 @@ LEDGERS: dict[str, Ledger] = {}
 _WORKER_GONE = ("ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
                 "OwnerDiedError", "RayActorError")
 _NODE_GONE = ("NodeDiedError",)
-_NODE_WORDS = ("node", "raylet")  # "...because its node was removed", "the raylet died"
+_NOT_USER_CODE = ("/ray/", "threading.py", "/orchestrator/engine/")  # frames to look past
 
 
 class Guard(Stopper):
@@ -113,8 +113,9 @@ class TuneCallback(Callback):
         self.ledger.on_trial_complete(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
-        message, full = describe_error(trial, node_id=self.ledger.record(trial).tags.get(
-            "node_id", ""))
+        tags = self.ledger.record(trial).tags
+        message, full = describe_error(trial, node_id=tags.get("node_id", ""),
+                                       artifact_dir=tags.get("artifact_dir", ""))
         self.ledger.on_trial_error(trial, message, full)
 
     def on_trial_recover(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
@@ -133,7 +134,17 @@ def _chain(err: BaseException | None) -> list[BaseException]:
     return out
 
 
-def describe_error(trial: Any, *, node_id: str = "") -> tuple[str, str]:
+def _crash(artifact_dir: str) -> str:
+    """What Python's faulthandler wrote when the trial's process crashed (see _trial.py)."""
+    if not artifact_dir:
+        return ""
+    try:
+        return (Path(artifact_dir).parent / "crash.txt").read_text(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def describe_error(trial: Any, *, node_id: str = "", artifact_dir: str = "") -> tuple[str, str]:
     """``(one line saying what went wrong, the full text)`` for a trial Ray says failed.
 
     A worker process that died (segfault, OOM kill, ``os._exit``) is named as such,
@@ -144,44 +155,62 @@ def describe_error(trial: Any, *, node_id: str = "") -> tuple[str, str]:
     except Exception:  # noqa: BLE001 - error files missing: fall back to Ray's message
         err = None
     if err is None:
-        text = ""
+        full = ""
         path = getattr(trial, "error_file", None)
         if path and os.path.exists(path):
-            text = Path(path).read_text(errors="replace")
-        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-        return (lines[-1] if lines else "trial failed (no error recorded)"), text
-    chain = _chain(err)
-    cause = chain[-1]
-    full = "".join(tb.format_exception(type(err), err, err.__traceback__))
-    message = f"{type(cause).__name__}: {cause}".strip()
-    # Ray wraps user exceptions (RayTaskError) with the remote traceback in str().
-    lines = [ln for ln in str(err).splitlines() if ln.strip()]
-    if lines and "Error" in lines[-1]:
-        message = lines[-1].strip()
-    elif message.splitlines():
-        message = message.splitlines()[0]
-    names = {type(e).__name__ for e in chain}
-    text = str(err)
+            full = Path(path).read_text(errors="replace")
+        lines = [ln for ln in full.strip().splitlines() if ln.strip()]
+        message = lines[-1] if lines else "trial failed (no error recorded)"
+        names: set[str] = set()
+    else:
+        chain = _chain(err)
+        cause = chain[-1]
+        full = "".join(tb.format_exception(type(err), err, err.__traceback__))
+        message = f"{type(cause).__name__}: {cause}".strip()
+        # Ray wraps user exceptions (RayTaskError) with the remote traceback in str().
+        lines = [ln for ln in str(err).splitlines() if ln.strip()]
+        if lines and "Error" in lines[-1]:
+            message = lines[-1].strip()
+        elif message.splitlines():
+            message = message.splitlines()[0]
+        names = {type(e).__name__ for e in chain}
+    text = full + "\n" + message
     where = node_id or getattr(trial, "node_ip", "") or "unknown"
-    if names & set(_NODE_GONE) or ("NodeDiedError" in text):
+    if names & set(_NODE_GONE) or "NodeDiedError" in text:
         return f"the node running this trial was lost (node {where}): {message}", full
-    if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE):
+    if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE) or \
+            "worker process has died" in text:
+        crash = _crash(artifact_dir)
+        if crash:  # "Fatal Python error: Segmentation fault", then the trial's stack
+            first = crash.splitlines()[0].replace("Fatal Python error: ", "")
+            frames = [ln.strip() for ln in crash.splitlines() if ln.strip().startswith("File ")]
+            own = [f for f in frames if not any(x in f for x in _NOT_USER_CODE)]
+            where_in = (own or frames or [""])[0]
+            return (f"the trial's worker process died: {first}"
+                    + (f" ({where_in})" if where_in else "")
+                    + "; a crash in native code or a C extension", crash + "\n\n" + full)
         detail = _exit_detail(text)
-        if any(w in detail.lower() for w in _NODE_WORDS) and "node" in detail.lower():
+        if "node" in detail.lower() and any(w in detail.lower() for w in
+                                            ("node was removed", "node died", "raylet died")):
             return f"the node running this trial was lost (node {where}): {detail}", full
-        return (f"the trial's worker process died ({detail or 'no exit detail from Ray'}); "
-                "a crash in native code (segfault), running out of memory, or os._exit "
-                "ends a trial this way", full)
+        return (f"the trial's worker process died ({detail or 'Ray gave no exit detail'}); a "
+                "crash in native code (segfault), running out of memory, or os._exit ends a "
+                "trial this way", full)
     return message, full
 
 
 def _exit_detail(text: str) -> str:
-    """The part of Ray's actor-died message that says why (exit type, signal, detail)."""
-    keep = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        low = stripped.lower()
-        if any(k in low for k in ("signal", "sigsegv", "sigkill", "exit detail", "exit type",
-                                  "out of memory", "oom", "exit code", "node")):
-            keep.append(stripped)
-    return " ".join(keep)[:500]
+    """Why Ray says the worker exited: its exit type and detail, without Ray's advice."""
+    import re
+
+    found = re.search(r"Worker exit type: (\w+)", text)
+    detail = re.search(r"Worker exit detail: (.*?)(?: Some common causes|\n|$)", text)
+    parts = []
+    if found:
+        parts.append(f"exit type {found.group(1)}")
+    if detail:
+        parts.append(detail.group(1).strip().rstrip("."))
+    signal_name = re.search(r"\b(SIG[A-Z]+)\b.*?(?:received|killed|signal)", text)
+    if signal_name and not detail:
+        parts.append(signal_name.group(1))
+    return "; ".join(parts)[:400]

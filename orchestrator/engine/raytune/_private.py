@@ -17,6 +17,10 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
    checkpoint manager.
 3. :func:`loopback_effective` — whether Ray's node address will be 127.0.0.1 for
    a local start (Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, on import).
+4. :func:`kill_trial_actor` — a trial past its time limit is ended by killing its
+   actor (``ray.kill``, public) found through the trial's temporary state: a hung
+   trainable never returns to Ray, so stopping it politely would leave its actor busy
+   and fail the next trial that Ray tries to run on it.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "loopback_effective",
-           "wrap_session_report"]
+__all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "kill_trial_actor",
+           "loopback_effective", "wrap_session_report"]
 
 RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
 
@@ -96,3 +100,14 @@ def loopback_effective() -> bool:
     from ray._private import ray_constants
 
     return not ray_constants.ENABLE_RAY_CLUSTER
+
+
+def kill_trial_actor(trial: Any) -> bool:
+    """Kill the Ray actor running ``trial``; False when it has none (not started, gone)."""
+    import ray
+
+    actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+    if actor is None:
+        return False
+    ray.kill(actor, no_restart=True)
+    return True

@@ -14,16 +14,20 @@ checkpoints and runs the rest of the budget. A second signal stops at once.
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ray.tune.search import SearchAlgorithm, Searcher
 
 from orchestrator.engine._ledger import Ledger
 from orchestrator.engine._lock import local_sweep_dir, sweep_lock
@@ -124,11 +128,13 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
             LEDGERS.pop(sweep_id, None)
             raise
         ledger.prior_outcomes = dict(recorder.prior_outcomes)
+        ledger.prior_diagnoses = dict(recorder.prior_diagnoses)
         ledger.listeners.append(recorder)
     result = SweepResult(sweep_id=sweep_id, spec=spec, records=[], storage=storage,
                          tracking_uri=recorder.tracking_uri if recorder else None,
                          parent_run_id=recorder.parent_run_id if recorder else None,
                          experiment_id=recorder.experiment_id if recorder else None)
+    _quiet_ray_advice()
     started = time.time()
     failure: BaseException | None = None
     view = None
@@ -201,9 +207,10 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             metric=spec.metric.name,
             mode=spec.metric.mode,
             search_alg=search_alg,
-            scheduler=build_scheduler(spec),
+            scheduler=build_scheduler(spec, sweep_id),
             num_samples=num_samples,
-            max_concurrent_trials=spec.max_concurrent,
+            max_concurrent_trials=None if isinstance(search_alg, SearchAlgorithm)
+            and not isinstance(search_alg, Searcher) else spec.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=lambda t: t.trial_id,
         ),
@@ -218,6 +225,18 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             log_to_file=False,
         ),
     )
+
+
+def _quiet_ray_advice() -> None:
+    """Ray's own lines that give advice orch replaces with its own."""
+    # "Resume experiment with: Tuner.restore(...)": orch's summary says `orch resume ID`.
+    logging.getLogger("ray.tune.tune").addFilter(
+        lambda r: not str(r.msg).startswith(("Experiment has been interrupted",
+                                             "Stop signal received")))
+    # A resumed or retried trial reports steps again; Ray's OptunaSearch passes them to
+    # Optuna, which warns and keeps the first value (as orch's record does).
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this",
+                            category=UserWarning)
 
 
 def _install_interrupt_handlers(ledger: Ledger) -> dict[int, Any]:

@@ -20,10 +20,11 @@ from ray.tune.search import Searcher
 
 from orchestrator.engine._ledger import GRID_KEY, REPEAT_KEY, ROLE_KEY
 from orchestrator.engine._sampling import OptunaSpace, make_sampler
+from orchestrator.engine.raytune._private import kill_trial_actor
 from orchestrator.spec import SweepSpec
 from orchestrator.spec._space import baseline_config, grid_configs, nest
 
-__all__ = ["BaselineFirst", "build_scheduler", "build_search"]
+__all__ = ["BaselineFirst", "Watchdog", "build_scheduler", "build_search"]
 
 
 class BaselineFirst(Searcher):
@@ -112,7 +113,10 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
             points = [nest(c) for c in grid_configs(spec.parameters)][: spec.run_cap]
         if base is not None:
             points[:0] = [baseline_point(base, i) for i in range(spec.baseline_repeats)]
-        return BasicVariantGenerator(), {GRID_KEY: tune.grid_search(points)}, 1
+        # A SearchAlgorithm, not a Searcher: Ray ignores max_concurrent_trials for it, so the
+        # limit is given to the generator itself.
+        return (BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0),
+                {GRID_KEY: tune.grid_search(points)}, 1)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -126,7 +130,17 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
     return searcher, {}, spec.run_cap + extra
 
 
-def build_scheduler(spec: SweepSpec) -> Any:
+def build_scheduler(spec: SweepSpec, sweep_id: str = "") -> Any:
+    """Ray's scheduler for `early_terminate:`, watched by :class:`Watchdog` when the spec
+    sets a time limit on trials."""
+    scheduler = _early_stopping(spec)
+    if spec.trial_timeout_s or spec.report_timeout_s:
+        return Watchdog(scheduler, sweep_id, trial_timeout_s=spec.trial_timeout_s,
+                        report_timeout_s=spec.report_timeout_s)
+    return scheduler
+
+
+def _early_stopping(spec: SweepSpec) -> Any:
     et = spec.early_terminate
     if et is None:
         from ray.tune.schedulers import FIFOScheduler
@@ -141,3 +155,82 @@ def build_scheduler(spec: SweepSpec) -> Any:
 
     return ASHAScheduler(time_attr="training_iteration", max_t=et.max_t,
                          grace_period=et.grace_period, reduction_factor=et.reduction_factor)
+
+
+class Watchdog:
+    """Ray's scheduler with time limits on trials: ``trial_timeout_s`` from a trial's start,
+    ``report_timeout_s`` between its reports. A trial past either is stopped and failed
+    with a ``TrialTimeoutError`` that says which limit and by how much.
+
+    Ray calls ``choose_trial_to_run`` on every step of its loop (a tenth of a second
+    when nothing happens), so that is where the clocks are read; every other call goes
+    to the wrapped scheduler unchanged.
+    """
+
+    def __init__(self, inner: Any, sweep_id: str, *, trial_timeout_s: float | None,
+                 report_timeout_s: float | None) -> None:
+        self.inner = inner
+        self.sweep_id = sweep_id
+        self.trial_timeout_s = trial_timeout_s
+        self.report_timeout_s = report_timeout_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["inner"], name)
+
+    def set_search_properties(self, metric, mode, **spec):  # type: ignore[no-untyped-def]
+        return self.inner.set_search_properties(metric, mode, **spec)
+
+    def on_trial_add(self, tune_controller, trial):  # type: ignore[no-untyped-def]
+        return self.inner.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial):  # type: ignore[no-untyped-def]
+        return self.inner.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
+        return self.inner.on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
+        return self.inner.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):  # type: ignore[no-untyped-def]
+        return self.inner.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller):  # type: ignore[no-untyped-def]
+        self._enforce(tune_controller)
+        return self.inner.choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        return self.inner.debug_string()
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+    def _enforce(self, tune_controller: Any) -> None:
+        import time
+
+        from orchestrator.engine.raytune._callbacks import LEDGERS
+
+        ledger = LEDGERS.get(self.sweep_id)
+        if ledger is None:
+            return
+        now = time.time()
+        for trial in list(tune_controller.get_live_trials()):
+            rec = ledger.records.get(trial.trial_id)
+            if trial.status != "RUNNING" or rec is None or rec.started is None or \
+                    trial.trial_id in ledger.guard_failures:
+                continue
+            why = ""
+            if self.trial_timeout_s and now - rec.started > self.trial_timeout_s:
+                why = (f"it ran {now - rec.started:.0f} s, over `trial_timeout_s: "
+                       f"{self.trial_timeout_s:g}`")
+            elif self.report_timeout_s and rec.last_report is not None and \
+                    now - rec.last_report > self.report_timeout_s:
+                why = (f"it reported nothing for {now - rec.last_report:.0f} s (last at report "
+                       f"{rec.last_step}), over `report_timeout_s: {self.report_timeout_s:g}`")
+            if why:
+                ledger.guard_failures[trial.trial_id] = f"TrialTimeoutError: {why}"
+                if not kill_trial_actor(trial):  # a hung trial cannot be stopped politely
+                    tune_controller.stop_trial(trial)

@@ -10,11 +10,13 @@ A function that returns a dict (Ray's quick start) has it taken as its last repo
 
 from __future__ import annotations
 
+import faulthandler
 import inspect
 import logging
 import numbers
 import os
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,24 @@ def _place_tags(ctx: TrialContext, artifact_root: str | None) -> None:
         pass
 
 
+CRASH_FILE = "crash.txt"  # beside the trial's artifacts: what Python saw when it crashed
+
+
+def _crash_report(ctx: TrialContext) -> Any:
+    """Where a segfault (or SIGFPE, SIGABRT, SIGBUS, SIGILL) in this trial is described:
+    Python's faulthandler writes the signal and the trial's stack there, and the driver
+    names them in the trial's error instead of "the worker died"."""
+    if ctx.artifacts is None:
+        return None
+    try:
+        ctx.artifacts.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(ctx.artifacts.parent / CRASH_FILE, "w")  # noqa: SIM115 - kept open
+    except OSError:
+        return None
+    faulthandler.enable(file=handle, all_threads=True)
+    return handle
+
+
 def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
                         split_seed: int, cv: dict[str, Any] | None,
                         artifact_root: str | None = None,
@@ -87,11 +107,15 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
             return metrics if ctx.prepared else prepare_report(metrics, ctx)
 
         undo = wrap_session_report(convert)
+        crash = _crash_report(ctx)
         try:
             with _activate(ctx):
                 _report_outputs(fn(config), metric)
         finally:
             undo()
+            if crash is not None:
+                faulthandler.enable(file=sys.stderr)  # Ray's own setting for its workers
+                crash.close()
 
     trial.__name__ = getattr(fn, "__name__", "trainable")
     trial.__qualname__ = trial.__name__
