@@ -120,6 +120,7 @@ class Recorder:
         self._stored_max: dict[str, int] = {}
         self.journal_dir = journal_dir
         self._journal: Journal | None = None
+        self._orphans: dict[str, TrialJournal] = {}
         self.points_refilled = 0  # points a resumed sweep found in the journal, not in MLflow
         self.sweep_id = sweep_id
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
@@ -288,27 +289,37 @@ class Recorder:
                 steps = [m.step for m in client.get_metric_history(run.info.run_id,
                                                                    self.spec.metric.name)]
                 self._stored_max[tid] = max(steps, default=0)
+        # Trials the journal knows whose run was never created (the store hung): their
+        # points go into the run they get when Ray starts or adopts them.
+        self._orphans = {tid: tj for tid, tj in journal.items() if tid not in self._run_ids}
+        for tid, tj in self._orphans.items():
+            self._stored_max[tid] = tj.last_step
         self._open_journal()
         self._start_writer()
+
+    def _queue_journal_points(self, tid: str, points: dict[int, dict[str, float]],
+                              times: dict[int, int]) -> None:
+        from mlflow.entities import Metric
+
+        batch = [Metric(k, v, times.get(step, 0) or int(time.time() * 1000), step)
+                 for step, metrics in sorted(points.items()) for k, v in metrics.items()]
+        if batch:
+            with self._lock:
+                self._pending.setdefault(tid, []).extend(batch)
+                self.points_reported += len(batch)
+            self.points_refilled += len(batch)
 
     def _refill(self, tid: str, run_id: str, tj: TrialJournal) -> None:
         """Queue what the journal has of a trial and the store lacks (points reported before
         the driver died, not yet written); every step is then known as stored."""
-        from mlflow.entities import Metric
-
         missing = tj.unconfirmed()
         if missing:
             names = sorted({k for m in missing.values() for k in m})
             present = {(name, m.step) for name in names
                        for m in self._client.get_metric_history(run_id, name)}
-            points = [Metric(k, v, tj.times.get(step, 0) or int(time.time() * 1000), step)
-                      for step, metrics in sorted(missing.items())
-                      for k, v in metrics.items() if (k, step) not in present]
-            if points:
-                with self._lock:
-                    self._pending.setdefault(tid, []).extend(points)
-                    self.points_reported += len(points)
-                self.points_refilled += len(points)
+            self._queue_journal_points(tid, {step: {k: v for k, v in metrics.items()
+                                                    if (k, step) not in present}
+                                             for step, metrics in missing.items()}, tj.times)
         self._stored_max[tid] = tj.last_step
 
     def finish(self, result: SweepResult, *, failure: BaseException | None = None) -> None:
@@ -401,6 +412,9 @@ class Recorder:
             return
         with self._lock:
             self._pending[rec.trial_id] = []
+        orphan = self._orphans.pop(rec.trial_id, None)
+        if orphan is not None:
+            self._queue_journal_points(rec.trial_id, orphan.points, orphan.times)
         config = dict(flatten(rec.config))
         tags = {
             **self._common,

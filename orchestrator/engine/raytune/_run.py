@@ -86,17 +86,16 @@ def run_sweep(
     its MLflow runs.
     """
     fn = trainable if trainable is not None else load_trainable(spec.trainable)
-    ensure_ray(address)
-    resources = trial_resources(spec)
-    check_resources(spec, resources)
-
     sweep_id = resume.sweep_id if resume else new_sweep_id()
     storage = storage_path or spec.storage_path or str(Path(DEFAULT_STORAGE).resolve())
     if resume is not None:
         storage = resume.experiment_path.rstrip("/").rsplit("/", 1)[0]
     experiment_path = f"{storage.rstrip('/')}/{spec.slug}-{sweep_id}"
     local_dir = local_sweep_dir(experiment_path, sweep_id)
-    with sweep_lock(local_dir, sweep_id):
+    with sweep_lock(local_dir, sweep_id):  # before Ray starts: a second resume fails at once
+        ensure_ray(address)
+        resources = trial_resources(spec)
+        check_resources(spec, resources)
         return _run_locked(spec, fn, address, tracking_uri, tracking, live, spec_text,
                            configs, resume, sweep_id, storage, experiment_path, local_dir,
                            resources)
