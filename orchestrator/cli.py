@@ -191,8 +191,7 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
 
     from mlflow import MlflowClient
 
-    from orchestrator.engine import run_sweep
-    from orchestrator.engine.raytune import Resume
+    from orchestrator.engine import Resume, run_sweep
     from orchestrator.spec import load_spec
     from orchestrator.tracking import EFFECTIVE_SPEC, resolve_tracking_uri
     from orchestrator.tracking._review import find_sweep, list_sweeps
@@ -237,9 +236,11 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
     spec = load_spec(stored)  # placeholders (`from: lr_find`) were resolved when it started
     say(out, f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}")
     try:
+        after_storage = sw.tags.get("orch.stopped_for", "").startswith("storage")
         result = run_sweep(spec, address=address, tracking_uri=uri, live=live,
                            resume=Resume(sweep_id=sw.sweep_id, experiment_path=path,
-                                         parent_run_id=sw.parent_run_id))
+                                         parent_run_id=sw.parent_run_id,
+                                         after_storage_problem=after_storage))
     except OrchError as exc:
         raise _fail(exc, EXIT_ERROR) from None
     _finish(result)
@@ -340,6 +341,10 @@ def print_summary(result: Any) -> None:
         if result.interrupted:
             say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
                 "are kept, the unfinished continue, the rest of the budget runs)")
+    if result.storage_problem:
+        say(out, ("storage:", "bold red"), f" the sweep stopped because {result.storage_problem};"
+            " nothing is lost: make the storage writable, then `orch resume "
+            f"{result.sweep_id}`")
     for warning in result.warnings:
         say(out, ("warning:", "bold yellow"), f" {warning}")
     for problem in result.tracking_problems:

@@ -118,3 +118,16 @@ def patterned(config):
         if i == p["fail_at"] and not os.path.exists(marker):
             open(marker, "w").close()
             raise RuntimeError(f"flaky at report {i}")
+
+
+def storage_down(config):
+    """Writes its state where ``config["down"]`` says the disk refuses writes (EROFS)."""
+    import errno
+    import os
+    import time
+
+    for epoch in range(1, 4):
+        time.sleep(0.2)
+        if os.path.exists(config["down"]) and epoch == 2:
+            raise OSError(errno.EROFS, "Read-only file system", "/data/checkpoints/state.pt")
+        orchestrator.report({"epoch": epoch, "loss": config["x"] + 1.0 / epoch})

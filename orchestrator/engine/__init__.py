@@ -11,14 +11,18 @@ sweep runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.engine._env import prepare_driver
 from orchestrator.engine._ledger import Ledger, Listener
-from orchestrator.engine._records import OUTCOMES, USABLE, SweepResult, TrialRecord, best_record
-
-if TYPE_CHECKING:
-    from orchestrator.engine.raytune import Resume
+from orchestrator.engine._records import (
+    OUTCOMES,
+    USABLE,
+    Resume,
+    SweepResult,
+    TrialRecord,
+    best_record,
+)
 
 __all__ = ["OUTCOMES", "USABLE", "Ledger", "Listener", "Resume", "SweepResult", "TrialRecord",
            "best_record", "ensure_ray", "prepare_driver", "run_sweep"]
@@ -38,11 +42,3 @@ def ensure_ray(address: str | None = None) -> None:
     from orchestrator.engine.raytune import ensure_ray as start
 
     start(address)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Resume":
-        from orchestrator.engine.raytune import Resume
-
-        return Resume
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

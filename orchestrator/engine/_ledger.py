@@ -66,7 +66,8 @@ class Ledger:
         self.listeners: list[Listener] = []
         self.prior_outcomes: dict[str, str] = {}  # a resumed sweep: outcomes recorded before
         self.prior_diagnoses: dict[str, str] = {}  # ... and their diagnoses
-        self.interrupted = False  # Ctrl-C / SIGTERM / SIGHUP
+        self.interrupted = False  # Ctrl-C / SIGTERM / SIGHUP, or the storage failing
+        self.storage_problem = ""  # why the storage stopped the sweep, if it did
         self.adopted = False
         self.numbered = 0
         self.thresholds = thresholds or Thresholds()
@@ -156,6 +157,13 @@ class Ledger:
         rec.outcome = "failed"
         rec.error = self.guard_failures.get(trial.trial_id) or error
         rec.traceback = traceback or rec.traceback
+        self._finish(rec)
+
+    def on_trial_stopped(self, trial: Any, why: str) -> None:
+        """Ended by the sweep's own trouble (its storage), not by what the trial did: killed,
+        so that a resume runs it again."""
+        rec = self.record(trial)
+        rec.outcome, rec.error = "killed", why
         self._finish(rec)
 
     def on_trial_recover(self, trial: Any, error: str) -> None:

@@ -24,7 +24,8 @@ from orchestrator.spec._space import flatten
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OUTCOMES", "USABLE", "Outcome", "SweepResult", "TrialRecord", "best_record"]
+__all__ = ["OUTCOMES", "USABLE", "Outcome", "Resume", "SweepResult", "TrialRecord",
+           "best_record"]
 
 Outcome = Literal["pending", "running", "completed", "early_stopped", "failed", "killed"]
 OUTCOMES: tuple[str, ...] = ("completed", "early_stopped", "failed", "killed")  # how trials end
@@ -129,6 +130,7 @@ class SweepResult:
     tracking_problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    storage_problem: str = ""  # the storage failed: the sweep stopped, resumably
 
     @property
     def metric(self) -> str:
@@ -176,3 +178,14 @@ class SweepResult:
             row.update({f"config.{k}": v for k, v in flatten(r.config).items()})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an interrupted sweep lives: its id, its Ray Tune folder and its MLflow parent run."""
+
+    sweep_id: str
+    experiment_path: str
+    parent_run_id: str | None = None
+    # The last stop was the storage failing: trials Ray saw error then are run again.
+    after_storage_problem: bool = False

@@ -354,6 +354,8 @@ class Recorder:
             tags["orch.split_mismatch"] = "true"
         if result.target_reached:
             tags["orch.target_reached"] = "true"
+        if result.storage_problem:
+            tags["orch.stopped_for"] = _clip(f"storage: {result.storage_problem}", MAX_TAG_CHARS)
         tags.update(_verdict_tags(result))
         status = "KILLED" if result.interrupted else "FINISHED"
         if failure is not None:

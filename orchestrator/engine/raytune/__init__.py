@@ -4,7 +4,8 @@ the trial wrapper and the run. Importing it imports Ray (call
 """
 
 from orchestrator.engine.raytune._callbacks import Guard, TuneCallback, describe_error
-from orchestrator.engine.raytune._run import CHECKPOINTS_KEPT, Resume, new_sweep_id, run_sweep
+from orchestrator.engine._records import Resume
+from orchestrator.engine.raytune._run import CHECKPOINTS_KEPT, new_sweep_id, run_sweep
 from orchestrator.engine.raytune._search import BaselineFirst, build_scheduler, build_search
 from orchestrator.engine.raytune._start import (
     DEFAULT_STORAGE,

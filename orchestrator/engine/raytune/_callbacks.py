@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import traceback as tb
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,23 @@ class TuneCallback(Callback):
         self.ledger.on_trial_complete(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
-        tags = self.ledger.record(trial).tags
+        ledger = self.ledger
+        tags = ledger.record(trial).tags
         message, full = describe_error(trial, node_id=tags.get("node_id", ""),
                                        artifact_dir=tags.get("artifact_dir", ""))
-        self.ledger.on_trial_error(trial, message, full)
+        storage = storage_problem(full + "\n" + message)
+        if storage and not ledger.interrupted:
+            # The storage, not the trial, failed: stop the whole sweep resumably rather than
+            # fail every trial in turn; `orch resume` continues once it is writable again.
+            ledger.storage_problem = storage
+            ledger.interrupted = True
+            stop = signal.getsignal(signal.SIGUSR1)
+            if callable(stop):
+                stop(signal.SIGUSR1, None)
+        if ledger.storage_problem and storage:
+            ledger.on_trial_stopped(trial, f"stopped by the storage problem: {storage}")
+            return
+        ledger.on_trial_error(trial, message, full)
 
     def on_trial_recover(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         message, _ = describe_error(trial)
@@ -124,6 +138,21 @@ class TuneCallback(Callback):
         problem = fall_back_to_existing_checkpoint(trial)
         if problem:
             self.ledger.record(trial).tags["checkpoint_problem"] = problem
+
+
+STORAGE_ERRORS = {28: "no space left on the device", 30: "the file system is read-only",
+                  122: "the disk quota is exceeded"}  # errno -> what it means here
+
+
+def storage_problem(text: str) -> str:
+    """What is wrong with the storage, if a trial's error says the storage refused a write."""
+    import re
+
+    for errno_, meaning in STORAGE_ERRORS.items():
+        if re.search(rf"\[Errno {errno_}\]", text):
+            line = next((ln.strip() for ln in text.splitlines() if f"[Errno {errno_}]" in ln), "")
+            return f"{meaning} ({line[:300]})"
+    return ""
 
 
 def _chain(err: BaseException | None) -> list[BaseException]:

@@ -14,8 +14,10 @@ checkpoints and runs the rest of the budget. A second signal stops at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -23,7 +25,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from ray.tune.search import SearchAlgorithm, Searcher
 
 from orchestrator.engine._ledger import Ledger
 from orchestrator.engine._lock import local_sweep_dir, sweep_lock
-from orchestrator.engine._records import SweepResult
+from orchestrator.engine._records import Resume, SweepResult
 from orchestrator.engine._trainable import load_trainable
 from orchestrator.engine.raytune._callbacks import LEDGERS, Guard, TuneCallback
 from orchestrator.engine.raytune._search import build_scheduler, build_search
@@ -53,15 +54,6 @@ INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def new_sweep_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where an interrupted sweep lives: its id, its Ray Tune folder and its MLflow parent run."""
-
-    sweep_id: str
-    experiment_path: str
-    parent_run_id: str | None = None
 
 
 def run_sweep(
@@ -111,6 +103,9 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
     try:
         tuner = _build_tuner(spec, fn, resources, storage, experiment_path, sweep_id,
                              configs, resume)
+    except OrchError:
+        LEDGERS.pop(sweep_id, None)
+        raise
     except Exception as exc:  # a damaged experiment folder, a searcher that cannot start
         LEDGERS.pop(sweep_id, None)
         raise OrchError(f"the sweep could not be set up: {type(exc).__name__}: {exc}") from exc
@@ -168,6 +163,7 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
                                 key=lambda r: (r.index < 0, r.index, r.started or math.inf))
         LEDGERS.pop(sweep_id, None)
         result.target_reached = ledger.target_reached
+        result.storage_problem = ledger.storage_problem
         result.wall_s = time.time() - started
         if view is not None:
             result.warnings.extend(view.problems)
@@ -195,9 +191,12 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
                                    else None)
     trainable = tune.with_resources(trial_fn, dict(resources))
     if resume is not None:
-        # Errored trials stay failed: they used up their retries before the interruption.
+        _check_state(resume.experiment_path)
+        # Errored trials stay failed (they used up their retries), unless the storage
+        # failing was what ended them.
         return tune.Tuner.restore(resume.experiment_path, trainable=trainable,
-                                  resume_unfinished=True, resume_errored=False,
+                                  resume_unfinished=True,
+                                  resume_errored=resume.after_storage_problem,
                                   restart_errored=False, param_space=param_space or None)
     return tune.Tuner(
         trainable,
@@ -224,6 +223,39 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             log_to_file=False,
         ),
     )
+
+
+STATE_FILES = ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json",
+               "tuner.pkl")  # what Ray Tune restores a sweep from
+
+
+def _check_state(experiment_path: str) -> None:
+    """Refuse to resume from Ray Tune state files that were cut short (a full disk while they
+    were written): Ray would restore an empty trial list and silently start over."""
+    if "://" in experiment_path:
+        return  # object stores write whole objects or nothing
+    folder = Path(experiment_path)
+    for pattern in STATE_FILES:
+        found = sorted(folder.glob(pattern))
+        if not found:
+            continue
+        newest = found[-1]
+        problem = ""
+        if newest.stat().st_size == 0:
+            problem = "is empty (0 bytes)"
+        elif newest.suffix == ".json":
+            try:
+                json.loads(newest.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                problem = f"is not valid JSON ({exc})"
+        if problem:
+            free = shutil.disk_usage(folder).free / 2**20
+            raise OrchError(
+                f"cannot resume: Ray Tune's state file {newest} {problem}; it was cut short "
+                f"when it was written (no space left on the device? {free:.0f} MiB free now). "
+                "Resuming from it would start the sweep over and lose track of the trials "
+                "already recorded, so orch does not. The trials' records stay in MLflow; "
+                "start a new sweep to run the rest of the budget.")
 
 
 def _quiet_ray_advice() -> None:
