@@ -50,7 +50,8 @@ Linux only (process groups, /proc).  Uses Ray-private helpers in the node
 wrapper; pinned to the Ray version in use (2.60).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the file is also loaded by path (its README
+# says so), and dataclasses then cannot look its string annotations up in sys.modules.
 
 import argparse
 import json

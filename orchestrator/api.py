@@ -6,16 +6,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.engine._trainable import reference_of
 from orchestrator.spec import SweepSpec, load_spec
 
 __all__ = ["sweep"]
-
-
-def _reference(fn: Callable[..., Any]) -> str:
-    """A ``module:function`` name for a trainable passed as an object (recorded, shown)."""
-    module = getattr(fn, "__module__", None) or "__main__"
-    name = getattr(fn, "__name__", "")
-    return f"{module}:{name if name.isidentifier() else 'trainable'}"  # lambdas, partials
 
 
 def sweep(
@@ -51,7 +45,7 @@ def sweep(
         if isinstance(spec, (str, Path)) and Path(str(spec)).is_file():
             text = Path(str(spec)).read_text(encoding="utf-8")
         loaded = load_spec(spec, overrides=merged,
-                           trainable=_reference(trainable) if trainable is not None else None)
+                           trainable=reference_of(trainable) if trainable is not None else None)
     from orchestrator.method import resolve_placeholders
 
     loaded = resolve_placeholders(loaded, trainable=trainable, tracking_uri=tracking_uri,

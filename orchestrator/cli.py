@@ -78,19 +78,23 @@ def _fail(exc: OrchError, code: int) -> typer.Exit:
 
 
 def _load(spec: Path, sets: list[str] | None) -> Any:
+    return _load_checked(spec, sets)[0]
+
+
+def _load_checked(spec: Path, sets: list[str] | None) -> tuple[Any, Any]:
+    """The spec and where its trainable comes from (nothing is imported or run)."""
     from orchestrator.engine._trainable import check_trainable
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, overrides=sets or [])
-    check_trainable(loaded.trainable)
-    return loaded
+    return loaded, check_trainable(loaded.trainable)
 
 
 @app.command()
 def validate(spec: SpecArg, set_: SetOpt = None) -> None:
     """Check a spec completely without running anything (imports no Ray)."""
     try:
-        s = _load(spec, set_)
+        s, info = _load_checked(spec, set_)
     except SpecError as exc:
         raise _fail(exc, EXIT_INVALID) from None
     except TrainableImportError as exc:
@@ -99,6 +103,7 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
         f"searched parameter(s), budget {s.run_cap} trial(s)"
         f"{' (default)' if s.run_cap_defaulted else ''}, metric {s.metric.name} "
         f"({s.metric.goal}), early stopping {s.scheduler_name}")
+    say(out, f"  runs: {info.describe()}")
     for note in s.notes:
         say(out, ("  note:", "yellow"), f" {note}")
 

@@ -29,7 +29,15 @@ __all__ = ["OUTCOMES", "USABLE", "Ledger", "Listener", "Resume", "SweepResult", 
 
 
 def run_sweep(spec: Any, *, address: str | None = None, **kwargs: Any) -> SweepResult:
-    """Run a sweep on Ray Tune; see :func:`orchestrator.engine.raytune.run_sweep`."""
+    """Run a sweep on Ray Tune; see :func:`orchestrator.engine.raytune.run_sweep`.
+
+    A baseline given as a recorded run is checked first, before Ray starts.
+    """
+    if isinstance(spec.baseline, str) and kwargs.get("resume") is None:
+        from orchestrator.tracking import check_baseline_run
+
+        check_baseline_run(spec.baseline.strip(), tracking_uri=kwargs.get("tracking_uri"),
+                           experiment=spec.experiment, metric=spec.metric.name)
     prepare_driver(address)
     from orchestrator.engine.raytune import run_sweep as run
 

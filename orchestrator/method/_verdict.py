@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.method._rules import Rule, parse_rule
+from orchestrator.spec._rules import Rule, parse_rule
 from orchestrator.method._stats import (
     CONFIDENCE,
     Comparison,

@@ -31,9 +31,11 @@ from orchestrator.spec._model import (
     Resources,
     SweepSpec,
 )
+from orchestrator.spec._rules import parse_rule
 from orchestrator.spec._yaml import parse_yaml, read_yaml_file
 
 DEFAULT_RUN_CAP = 20  # trials, when the spec sets neither run_cap nor num_samples
+MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2**32)
 MAX_GRID_SIZE = 100_000  # configs: a bigger grid is almost certainly a mistake
 PLACEHOLDER_SOURCES = ("lr_find",)  # what `from:` may name; resolved before the sweep
 PROBABILITY_TOLERANCE = 1e-6  # |sum(probabilities) - 1| allowed
@@ -199,10 +201,15 @@ def _apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[st
                 issues.add("--set", f"an override must look like key=value, got {text!r}",
                            "e.g. --set run_cap=4 or --set parameters.lr.max=0.1")
                 continue
+            # The same reader and limits as a spec file (aliases, tags, depth, 1e-5).
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
-                value = raw
+                value, _, notes = parse_yaml(raw, source=f"--set {key.strip()}") \
+                    if raw.strip() else ("", {}, [])
+            except SpecError as exc:
+                for issue in exc.issues:
+                    issues.add(f"--set {key.strip()}", issue.message, issue.fix)
+                continue
+            issues.notes.extend(f"--set {key.strip()}: {n}" for n in notes)
             items.append((key.strip(), value))
     for key, value in items:
         parts = key.split(".")
@@ -589,9 +596,23 @@ def _check_name(value: str, path: str, issues: _Issues) -> None:
                    "write the name on one line of plain text")
 
 
+def _non_finite(value: Any, path: str, issues: _Issues) -> None:
+    """Every number in a spec is finite: NaN and ±inf are refused wherever they stand."""
+    if isinstance(value, float) and not math.isfinite(value):
+        issues.add(path, f"must be a finite number, got {value!r}",
+                   "write a finite number (NaN and infinity are never meaningful here)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _non_finite(v, f"{path}.{k}" if path else str(k), issues)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _non_finite(v, f"{path}[{i}]", issues)
+
+
 def _validate(data: Any, lines: Mapping[str, int], source: str,
-              trainable: str | None) -> SweepSpec:
-    issues = _Issues(lines)
+              trainable: str | None, issues: _Issues | None = None) -> SweepSpec:
+    issues = issues or _Issues(lines)
+    _non_finite(data, "", issues)
     if not isinstance(data, dict):
         issues.add("", f"a spec must be a YAML mapping, got {_show(data)}",
                    "start from search_spaces/quick.yaml")
@@ -720,6 +741,11 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
     max_concurrent = good("max_concurrent", int)
     if max_concurrent is not None and max_concurrent < 1:
         issues.add("max_concurrent", f"must be >= 1, got {max_concurrent}", "or remove it")
+    seed = good("seed", int)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        issues.add("seed", f"must be a whole number in [0, {MAX_SEED}] (the samplers' range), "
+                   f"got {seed}", f"e.g. seed: {seed % (MAX_SEED + 1)}")
+        seed = 0
     max_failures = good("max_failures", int) or 0
     if max_failures < 0:
         issues.add("max_failures", f"must be >= 0, got {max_failures}", "0 means no retries")
@@ -762,6 +788,11 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
             issues.add(key, f"is {len(text)} characters (limit 5000)", "shorten it")
         texts[key] = CONTROL_RE.sub("", text).strip() if isinstance(text, str) else ""
 
+    if texts["expected"] and parse_rule(texts["expected"]) is None:
+        issues.notes.append(
+            f"`expected` is free text ({texts['expected'][:80]!r}), so the verdict can only be "
+            "inconclusive; write it as a rule orch can check, e.g. `val_acc >= baseline + "
+            "0.005` or `val_loss < 0.1`")
     if issues.items or method is None or metric is None or tname is None:
         # method/metric/trainable being None always comes with an issue already added.
         raise SpecError(issues.items, source=source)
@@ -775,7 +806,7 @@ def _validate(data: Any, lines: Mapping[str, int], source: str,
         run_cap=budget,
         run_cap_defaulted=defaulted,
         experiment=experiment,
-        seed=top.seed,
+        seed=seed or 0,
         hypothesis=texts["hypothesis"],
         expected=texts["expected"],
         description=texts["description"],
@@ -815,22 +846,28 @@ def load_spec(
     (3, 'uniform')
     """
     lines: dict[str, int] = {}
+    notes: list[str] = []
     if isinstance(spec, Mapping):
         data: Any = dict(spec)
         source = "<mapping>"
     elif isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec
                                     and spec.strip().endswith((".yaml", ".yml"))):
-        data, lines, _ = read_yaml_file(spec)
+        data, lines, _, notes = read_yaml_file(spec)
         source = str(spec)
     else:
-        data, lines = parse_yaml(str(spec))
+        data, lines, notes = parse_yaml(str(spec))
         source = "<string>"
     issues = _Issues(lines)
+    issues.notes.extend(notes)
     if overrides:
-        if not isinstance(data, dict):
+        if data is None:
             data = {}
+        if not isinstance(data, dict):
+            issues.add("", f"a spec must be a YAML mapping, got {_show(data)}",
+                       "start from search_spaces/quick.yaml")
+            raise SpecError(issues.items, source=source)
         data = _apply_overrides(data, overrides, issues)
         if issues.items:
             raise SpecError(issues.items, source=source)
-    return _validate(data, lines, source, trainable)
+    return _validate(data, lines, source, trainable, issues)
 

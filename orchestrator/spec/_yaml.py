@@ -2,12 +2,19 @@
 
 Only ``yaml.SafeLoader`` constructs values (no Python object tags). The node
 tree is walked once to build a map from dotted path to line number, so every
-spec error can name its line. Size and alias limits bound the time and memory
-a hostile file can cost (alias bombs expand exponentially when walked).
+spec error can name its line. Limits bound the time and memory a hostile file
+can cost: the text's size, and how far aliases expand it (an alias bomb is a
+small file that expands exponentially when walked; a big plain file is fine).
+
+One reading differs from PyYAML's YAML 1.1 on purpose: an unquoted ``1e-5`` is
+a float, as in YAML 1.2 and in every user's head (PyYAML reads it as text, and
+W&B then refuses ``min: 1e-5``). Each such value is named in a note. Files and
+``--set`` values go through the same reader and the same limits.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +22,11 @@ import yaml
 
 from orchestrator.errors import Issue, SpecError
 
-MAX_SPEC_BYTES = 1 * 1024 * 1024  # 1 MiB: a real spec is a few kB
-MAX_NODES = 100_000  # nodes visited, aliases counted each time they are used
+MAX_SPEC_BYTES = 16 * 1024 * 1024  # 16 MiB of text: a real spec is a few kB, a big one 1 MB
+MAX_EXPANSION = 100_000  # nodes that aliases add when expanded, beyond the document's own
+MAX_DEPTH = 200  # nesting levels; a spec nests a few
+# YAML 1.2's float without a dot (1e-5, +2E3): YAML 1.1 (PyYAML) reads these as text.
+FLOAT_12 = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
 _STD = "tag:yaml.org,2002:"
 ALLOWED_TAGS = frozenset(
     _STD + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
@@ -26,38 +36,32 @@ ALLOWED_TAGS = frozenset(
 class _Walker:
     def __init__(self) -> None:
         self.lines: dict[str, int] = {}
+        self.notes: list[str] = []
         self.visited = 0
+        self.distinct: set[int] = set()
 
-    def build(self, node: yaml.Node, path: str) -> Any:
+    def _refuse(self, path: str, node: yaml.Node, message: str, fix: str) -> SpecError:
+        return SpecError([Issue(path, message, fix, node.start_mark.line + 1)])
+
+    def build(self, node: yaml.Node, path: str, depth: int = 0) -> Any:
         self.visited += 1
-        if self.visited > MAX_NODES:
-            raise SpecError(
-                [
-                    Issue(
-                        path,
-                        f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)",
-                        "write the spec out without deeply nested aliases",
-                        node.start_mark.line + 1,
-                    )
-                ]
-            )
+        self.distinct.add(id(node))
+        if self.visited - len(self.distinct) > MAX_EXPANSION:
+            raise self._refuse(path, node, f"aliases expand the document by more than "
+                               f"{MAX_EXPANSION} nodes (an alias bomb?)",
+                               "write the spec out without deeply nested aliases")
+        if depth > MAX_DEPTH:
+            raise self._refuse(path, node, f"the YAML nests more than {MAX_DEPTH} levels "
+                               "(or an alias refers to itself)", "a spec nests a few levels")
         self.lines.setdefault(path, node.start_mark.line + 1)
         if node.tag not in ALLOWED_TAGS:
-            raise SpecError(
-                [
-                    Issue(
-                        path,
-                        f"YAML tag {node.tag!r} is not allowed",
-                        "specs are plain YAML: remove the `!!python/...` or custom tag",
-                        node.start_mark.line + 1,
-                    )
-                ]
-            )
+            raise self._refuse(path, node, f"YAML tag {node.tag!r} is not allowed",
+                               "specs are plain YAML: remove the `!!python/...` or custom tag")
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    merged = self.build(value_node, path)
+                    merged = self.build(value_node, path, depth + 1)
                     for item in merged if isinstance(merged, list) else [merged]:
                         if isinstance(item, dict):
                             for k, v in item.items():
@@ -67,21 +71,20 @@ class _Walker:
                 child = f"{path}.{key}" if path else str(key)
                 self.lines[child] = key_node.start_mark.line + 1
                 if key in out:
-                    raise SpecError(
-                        [
-                            Issue(
-                                child,
-                                "duplicate key (YAML keeps only the last, so one value would be lost)",
-                                "remove one of them",
-                                key_node.start_mark.line + 1,
-                            )
-                        ]
-                    )
-                out[key] = self.build(value_node, child)
+                    raise self._refuse(child, key_node, "duplicate key (YAML keeps only the "
+                                       "last, so one value would be lost)", "remove one of them")
+                out[key] = self.build(value_node, child, depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return _SafeScalar.construct(node)
+            return [self.build(item, f"{path}[{i}]", depth + 1)
+                    for i, item in enumerate(node.value)]
+        value = _SafeScalar.construct(node)
+        if isinstance(value, str) and node.style is None and FLOAT_12.fullmatch(value):
+            self.notes.append(f"{path or '<value>'} (line {node.start_mark.line + 1}): "
+                              f"{value} read as the number {float(value)!r} (YAML 1.1 would "
+                              "read it as text)")
+            return float(value)
+        return value
 
 
 class _SafeScalar:
@@ -100,8 +103,8 @@ class _SafeScalar:
             loader.dispose()
 
 
-def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, int]]:
-    """Parse YAML text into plain Python values and a path → line map."""
+def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, int], list[str]]:
+    """Parse YAML text into plain Python values, a path → line map, and notes."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SPEC_BYTES:
         raise SpecError(
             [Issue("", f"the spec is larger than {MAX_SPEC_BYTES} bytes", "a spec is a few kB; "
@@ -125,7 +128,7 @@ def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, i
     except yaml.YAMLError as exc:
         raise SpecError([Issue("", f"YAML error: {exc}", "fix the YAML")], source=source) from None
     if node is None:
-        return None, {}
+        return None, {}, []
     walker = _Walker()
     try:
         data = walker.build(node, "")
@@ -147,11 +150,11 @@ def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, dict[str, i
             ],
             source=source,
         ) from None
-    return data, walker.lines
+    return data, walker.lines, walker.notes
 
 
-def read_yaml_file(path: str | Path) -> tuple[Any, dict[str, int], str]:
-    """Read a spec file: (data, lines, raw text). Errors name the file."""
+def read_yaml_file(path: str | Path) -> tuple[Any, dict[str, int], str, list[str]]:
+    """Read a spec file: (data, lines, raw text, notes). Errors name the file."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(
@@ -172,5 +175,5 @@ def read_yaml_file(path: str | Path) -> tuple[Any, dict[str, int], str]:
                    "save it as UTF-8")],
             source=str(p),
         ) from None
-    data, lines = parse_yaml(text, source=str(p))
-    return data, lines, text
+    data, lines, notes = parse_yaml(text, source=str(p))
+    return data, lines, text, notes

@@ -171,8 +171,16 @@ class Recorder:
                         exp = self._client.get_experiment_by_name(spec.experiment)
                         if exp is None:
                             raise
+                if exp is not None and exp.lifecycle_stage == "deleted":
+                    raise TrackingError(
+                        f"the experiment {spec.experiment!r} was deleted in "
+                        f"{self.tracking_uri}; restore it (mlflow experiments restore "
+                        f"--experiment-id {exp.experiment_id}) or set `experiment:` to "
+                        "another name")
                 if exp is not None:
                     self.experiment_id = exp.experiment_id
+        except TrackingError:
+            raise
         except Exception as exc:  # any failure here means nothing could be recorded
             raise TrackingError(
                 f"the tracking store {self.tracking_uri} cannot be used: {_short(exc)}. "
@@ -522,18 +530,13 @@ class Recorder:
         self._submit(f"{name} of trial {tid}", log)
 
     def _baseline_run_value(self, run_id: str) -> float:
-        try:
-            run = self._client.get_run(run_id)
-        except Exception as exc:
-            raise TrackingError(f"baseline run {run_id} not found in {self.tracking_uri}: "
-                                f"{_short(exc)}; check `baseline:`") from exc
-        value = run.data.metrics.get(self.spec.metric.name)
-        if value is None:
-            raise TrackingError(
-                f"baseline run {run_id} has no metric {self.spec.metric.name!r}; it has: "
-                f"{', '.join(sorted(run.data.metrics)) or 'no metrics'}")
-        self.baseline_fingerprint = run.data.tags.get("orch.split_fingerprint", "")
-        return float(value)
+        from orchestrator.tracking._baseline import check_baseline_run
+
+        found = check_baseline_run(run_id, tracking_uri=self.tracking_uri,
+                                   experiment=self.spec.experiment, metric=self.spec.metric.name)
+        self.baseline_fingerprint = found.fingerprint
+        self.warnings.extend(found.warnings)
+        return found.value
 
     def _artifact_folder(self, rec: TrialRecord) -> Path | None:
         # In the sweep's folder under storage_path. With object-store storage the folder

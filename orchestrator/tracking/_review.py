@@ -576,14 +576,14 @@ def ui_command(*, tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) 
     ``port=0`` picks a free port now (the returned argv names it).
     """
     port = _free_port(host) if port == 0 else int(port)
-    return [
-        *_mlflow_argv(),
-        "server",
-        "--backend-store-uri", _backend_store_uri(tracking_uri),
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
-    ]
+    backend = _backend_store_uri(tracking_uri)
+    argv = [*_mlflow_argv(), "server", "--backend-store-uri", backend, "--host", host,
+            "--port", str(port), "--workers", "1"]
+    db_path = _sqlite_path(backend)
+    if db_path and db_path != ":memory:":
+        # Beside the store, not in the server's working folder (a temporary one).
+        argv += ["--artifacts-destination", str(Path(db_path).parent / "mlartifacts")]
+    return argv
 
 
 @dataclass

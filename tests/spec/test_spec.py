@@ -179,7 +179,9 @@ def test_alias_bomb_is_refused_quickly():
 
 def test_huge_file_is_refused_before_parsing(tmp_path):
     path = tmp_path / "big.yaml"
-    path.write_text("a: " + "x" * (2 * 1024 * 1024) + "\n")
+    from orchestrator.spec._yaml import MAX_SPEC_BYTES
+
+    path.write_text("a: " + "x" * (MAX_SPEC_BYTES + 1) + "\n")
     with pytest.raises(SpecError, match="larger than|over the limit"):
         load_spec(path)
 
