@@ -423,7 +423,10 @@ def test_typed_column_is_consistent_per_column():
 def test_ui_command(sweep_store):
     uri, _ = sweep_store
     argv = ui_command(tracking_uri=uri, port=5123)
-    assert argv[-9:] == ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", "5123", "--workers", "1"]
+    i = argv.index("server")
+    assert argv[i:i + 9] == ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", "5123", "--workers", "1"]
+    db_dir = Path(uri[len("sqlite:///"):]).parent
+    assert argv[argv.index("--artifacts-destination") + 1] == str(db_dir / "mlartifacts")
     free = ui_command(tracking_uri=uri, port=0)
     assert int(free[free.index("--port") + 1]) > 0
     with pytest.raises(TrackingError, match="already an MLflow tracking server"):
