@@ -610,7 +610,7 @@ def ask_times(method: str, checkpoints: list[int], asks: int) -> list[dict[str, 
     import optuna
 
     from orchestrator.engine._sampling import OptunaSpace, make_sampler
-    from orchestrator.spec import load_spec
+    from orchestrator.sweepspec import load_spec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_spec(digits_spec("scale", 10, 5, method=method))

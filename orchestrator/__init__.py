@@ -30,7 +30,7 @@ from orchestrator.errors import (
     TrainableImportError,
     TrialError,
 )
-from orchestrator.spec import SweepSpec, load_spec
+from orchestrator.sweepspec import SweepSpec, load_spec
 
 __all__ = [
     "Issue",

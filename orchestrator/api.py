@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engine._trainable import reference_of
-from orchestrator.spec import SweepSpec, load_spec
+from orchestrator.sweepspec import SweepSpec, load_spec
 
 __all__ = ["sweep"]
 
@@ -46,9 +46,10 @@ def sweep(
             text = Path(str(spec)).read_text(encoding="utf-8")
         loaded = load_spec(spec, overrides=merged,
                            trainable=reference_of(trainable) if trainable is not None else None)
-    from orchestrator.method import resolve_placeholders
+    from orchestrator.method import resolve_placeholders, verdict_for
 
     loaded = resolve_placeholders(loaded, trainable=trainable, tracking_uri=tracking_uri,
                                   tracking=tracking)  # `from: lr_find` → LR range test
     return run_sweep(loaded, trainable=trainable, address=address, tracking_uri=tracking_uri,
-                     tracking=tracking, storage_path=storage_path, live=live, spec_text=text)
+                     tracking=tracking, storage_path=storage_path, live=live, spec_text=text,
+                     verdict=verdict_for)

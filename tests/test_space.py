@@ -11,8 +11,8 @@ import optuna
 import pytest
 
 from orchestrator.engine._sampling import OptunaSpace, make_sampler
-from orchestrator.spec._space import flatten, grid_configs, nest
-from orchestrator.spec import load_spec
+from orchestrator.sweepspec import flatten, grid_configs, nest
+from orchestrator.sweepspec import load_spec
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from orchestrator.engine._diagnosis import Thresholds, diagnose
 from orchestrator.engine._records import OUTCOMES, TrialRecord
 from orchestrator.engine._values import TAGS_KEY, numeric_metrics
-from orchestrator.spec import SweepSpec
+from orchestrator.sweepspec import SweepSpec
 
 __all__ = ["GRID_KEY", "REPEAT_KEY", "ROLE_KEY", "Ledger", "Listener", "unwrap_config"]
 

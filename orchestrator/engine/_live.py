@@ -21,12 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.engine._records import OUTCOMES, best_record
-from orchestrator.spec._space import flatten
+from orchestrator.sweepspec import flatten
 
 if TYPE_CHECKING:
     from orchestrator.engine._ledger import Ledger
     from orchestrator.engine._records import TrialRecord
-    from orchestrator.spec import SweepSpec
+    from orchestrator.sweepspec import SweepSpec
 
 MAX_ROWS = 12  # trials shown: running ones first, then the most recent
 MAX_COLUMNS = 5  # searched parameters shown as columns

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from orchestrator.spec import SweepSpec
-from orchestrator.spec._space import flatten
+from orchestrator.sweepspec import SweepSpec
+from orchestrator.sweepspec import flatten
 
 if TYPE_CHECKING:
     import pandas as pd

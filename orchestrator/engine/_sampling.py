@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
-from orchestrator.spec import Parameter, SweepSpec
-from orchestrator.spec._space import active, quantize, sampling_order
+from orchestrator.sweepspec import Parameter, SweepSpec
+from orchestrator.sweepspec import active, quantize, sampling_order
 
 __all__ = ["NORMAL_EPS", "OPTUNA_SEP", "OptunaSpace", "make_sampler"]
 

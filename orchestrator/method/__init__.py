@@ -31,7 +31,7 @@ from orchestrator.method._lr_find import (
     start_config,
 )
 from orchestrator.method._report import REPORT_SECTIONS, Report, build_report, write_report
-from orchestrator.spec._rules import Rule, parse_rule
+from orchestrator.sweepspec import Rule, parse_rule
 from orchestrator.method._runs import (
     Reproduction,
     RunComparison,

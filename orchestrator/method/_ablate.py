@@ -39,7 +39,7 @@ from orchestrator.method._stats import compare_one_sample, compare_paired, noise
 
 if TYPE_CHECKING:
     from orchestrator.engine import SweepResult
-    from orchestrator.spec import Parameter, SweepSpec
+    from orchestrator.sweepspec import Parameter, SweepSpec
 
 __all__ = ["Ablation", "AblationPoint", "AblationRow", "ablation_plan", "ablation_values",
            "run_ablation"]
@@ -126,7 +126,7 @@ def _round(x: float) -> float:
 
 
 def _quantile(p: Parameter, q: float) -> Any:
-    from orchestrator.spec._space import quantize as _quantize
+    from orchestrator.sweepspec import quantize as _quantize
 
     d = p.distribution
     if d in ("uniform", "q_uniform", "int_uniform"):
@@ -151,7 +151,7 @@ def _quantile(p: Parameter, q: float) -> Any:
 def ablation_values(p: Parameter, *, quantiles: int = DEFAULT_QUANTILES) -> tuple[Any, ...]:
     """The values one parameter takes in the ablation (see the module's rules).
 
-    >>> from orchestrator.spec import Parameter
+    >>> from orchestrator.sweepspec import Parameter
     >>> ablation_values(Parameter("lr", "log_uniform_values", min=1e-4, max=1e-1))
     (0.0003162, 0.003162, 0.03162)
     """
@@ -181,9 +181,9 @@ def ablation_plan(spec: SweepSpec, *, quantiles: int = DEFAULT_QUANTILES) -> tup
         dict[str, Any], list[AblationPoint], list[tuple[str, str]]]:
     """``(baseline, points, skipped)``: the flat baseline config, one point per
     (parameter, value) and the parameters not varied with the reason."""
-    from orchestrator.spec._space import active as _active
-    from orchestrator.spec._space import baseline_config, flatten, sampling_order
-    from orchestrator.spec._space import same as _same
+    from orchestrator.sweepspec import active as _active
+    from orchestrator.sweepspec import baseline_config, flatten, sampling_order
+    from orchestrator.sweepspec import same as _same
 
     base = baseline_config(spec)
     if base is None:
@@ -232,7 +232,7 @@ def ablation_plan(spec: SweepSpec, *, quantiles: int = DEFAULT_QUANTILES) -> tup
 
 
 def _key(config: dict[str, Any]) -> str:
-    from orchestrator.spec._space import flatten
+    from orchestrator.sweepspec import flatten
 
     return json.dumps(flatten(config), sort_keys=True, default=str)
 
@@ -284,13 +284,13 @@ def _record(ab: Ablation) -> None:
     result = ab.result
     if result is None or not result.tracking_uri or not result.parent_run_id:
         return
-    from mlflow import MlflowClient
-    from mlflow.entities import RunTag
+    from types import SimpleNamespace
 
-    client = MlflowClient(result.tracking_uri)
-    runs = client.search_runs(
-        [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'",
-        max_results=5000)
+    from orchestrator.tracking import Store
+
+    store = Store(result.tracking_uri)
+    runs = store.trial_runs(SimpleNamespace(parent_run_id=result.parent_run_id,
+                                            experiment_id=result.experiment_id))
     run_of = {r.data.tags.get("orch.trial_id"): r.info.run_id for r in runs}
     by_trial = {row.trial_id: row for row in ab.rows if row.trial_id}
     for rec in result.records:
@@ -304,10 +304,10 @@ def _record(ab: Ablation) -> None:
             tags = {"orch.ablation.param": row.param, "orch.ablation.value": _label(row.value)}
         else:
             continue
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    client.log_text(result.parent_run_id, ab.csv(), ABLATION_CSV)
-    client.log_text(result.parent_run_id, ab.to_json(), ABLATION_JSON)
-    client.set_tag(result.parent_run_id, "orch.ablation", "true")
+        store.set_tags(run_id, tags)
+    store.log_text(result.parent_run_id, ab.csv(), ABLATION_CSV)
+    store.log_text(result.parent_run_id, ab.to_json(), ABLATION_JSON)
+    store.set_tags(result.parent_run_id, {"orch.ablation": "true"})
 
 
 def run_ablation(spec: SweepSpec, *, trainable: Callable[..., Any] | None = None,
@@ -331,10 +331,12 @@ def run_ablation(spec: SweepSpec, *, trainable: Callable[..., Any] | None = None
                                    run_cap=len(points), early_terminate=None,
                                    run_cap_defaulted=False)
     ab = Ablation(spec=run_spec, baseline=base, points=points, skipped=skipped)
+    from orchestrator.method._verdict import verdict_for
+
     ab.result = run_sweep(run_spec, trainable=trainable, address=address,
                           tracking_uri=tracking_uri, tracking=tracking,
                           storage_path=storage_path, live=live,
-                          configs=[p.config for p in points])
+                          configs=[p.config for p in points], verdict=verdict_for)
     _rows(ab)
     if tracking:
         try:

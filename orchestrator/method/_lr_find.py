@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import Issue, OrchError, SpecError, TrainableImportError
 
 if TYPE_CHECKING:
-    from orchestrator.spec import SweepSpec
+    from orchestrator.sweepspec import SweepSpec
     from orchestrator.toolkit import LRRangeResult
 
 __all__ = ["LRFind", "find_lr_setup", "lr_find", "plot_lr_find", "resolve_placeholders",
@@ -55,8 +55,6 @@ SETUP_NAME = "lr_find_setup"  # or one per module
 LR_FIND_PNG = "lr_find.png"
 LR_FIND_JSON = "lr_find.json"
 PREVIEW_VALUE = "<from lr_find>"  # what a dry run shows for a placeholder
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
-MAX_PARAMS_PER_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def find_lr_setup(trainable: str | Callable[..., Any]) -> Callable[[dict[str, An
 
 def start_config(spec: SweepSpec) -> dict[str, Any]:
     """The config the range test runs on: the baseline, else the space's constants."""
-    from orchestrator.spec._space import baseline_config, constants, nest
+    from orchestrator.sweepspec import baseline_config, constants, nest
 
     base = baseline_config(spec)
     return base if base is not None else nest(constants(spec.parameters))
@@ -144,18 +142,11 @@ def plot_lr_find(result: LRRangeResult, path: str | os.PathLike[str], *,
 def _record(spec: SweepSpec, found: LRRangeResult, config: dict[str, Any], plot: Path,
             tracking_uri: str | None) -> tuple[str, str]:
     """One MLflow run tagged ``orch.role=lr_find`` in the spec's experiment."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
+    from orchestrator.sweepspec import flatten
+    from orchestrator.tracking import Store, git_state
 
-    from orchestrator.spec._space import flatten
-    from orchestrator.tracking import resolve_tracking_uri
-    from orchestrator.tracking._recorder import _git_state
-
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(spec.experiment)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(spec.experiment)
-    commit, dirty = _git_state(os.getcwd())
+    store = Store(tracking_uri, create=True)
+    commit, dirty = git_state(os.getcwd())
     lo, hi = found.range
     tags = {"orch.role": "lr_find", "orch.sweep_name": spec.name,
             "orch.suggested_lr": f"{found.suggested_lr:.6g}",
@@ -165,37 +156,20 @@ def _record(spec: SweepSpec, found: LRRangeResult, config: dict[str, Any], plot:
                 f"LR range test of {spec.name}: steepest descent at lr={found.suggested_lr:.3g}, "
                 f"suggested log range [{lo:.3g}, {hi:.3g}] ({found.stopped} after "
                 f"{found.steps} batches).")}
-    run = client.create_run(exp_id, run_name=f"{spec.name}-lr-find",
-                            tags={k: v for k, v in tags.items() if v})
-    run_id = run.info.run_id
-    try:
-        params = {f"lr_find.{k}": v for k, v in found.settings.items()}
-        params.update({f"config.{k}": v for k, v in flatten(config).items()})
-        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
-        now = int(time.time() * 1000)
-        points = [Metric(k, v, now, 0) for k, v in (
-            ("suggested_lr", found.suggested_lr), ("lr_at_min", found.lr_at_min),
-            ("range_low", lo), ("range_high", hi), ("steps", float(found.steps)))]
-        for i, (lr, loss, smooth) in enumerate(zip(found.lrs, found.losses, found.smoothed)):
-            points.append(Metric("lr_find_lr", float(lr), now, i))
-            for key, value in (("lr_find_loss", loss), ("lr_find_smoothed", smooth)):
-                if math.isfinite(value):
-                    points.append(Metric(key, float(value), now, i))
-        for i in range(0, len(points), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=points[i:i + MAX_METRICS_PER_BATCH])
-        if plot.name != LR_FIND_PNG:  # the artifact keeps its usual name wherever the file is
-            named = Path(tempfile.mkdtemp(prefix="orch-lr-find-")) / LR_FIND_PNG
-            named.write_bytes(plot.read_bytes())
-            plot = named
-        client.log_artifact(run_id, str(plot))
-        client.log_text(run_id, json.dumps(found.to_dict(), indent=1), LR_FIND_JSON)
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")  # never left RUNNING
-        raise
-    client.set_terminated(run_id, status="FINISHED")
-    return run_id, uri
+    params = {f"lr_find.{k}": v for k, v in found.settings.items()}
+    params.update({f"config.{k}": v for k, v in flatten(config).items()})
+    points = [(k, v, 0) for k, v in (
+        ("suggested_lr", found.suggested_lr), ("lr_at_min", found.lr_at_min),
+        ("range_low", lo), ("range_high", hi), ("steps", float(found.steps)))]
+    for i, (lr, loss, smooth) in enumerate(zip(found.lrs, found.losses, found.smoothed)):
+        points.append(("lr_find_lr", float(lr), i))
+        points += [(key, float(value), i) for key, value in
+                   (("lr_find_loss", loss), ("lr_find_smoothed", smooth)) if math.isfinite(value)]
+    run_id = store.record_run(experiment=spec.experiment, run_name=f"{spec.name}-lr-find",
+                              tags=tags, params=params, metrics=points,
+                              texts={LR_FIND_JSON: json.dumps(found.to_dict(), indent=1)},
+                              files=[(plot, LR_FIND_PNG)])
+    return run_id, store.uri
 
 
 def lr_find(spec: SweepSpec, *, trainable: Callable[..., Any] | None = None,
@@ -249,7 +223,7 @@ def resolve_placeholders(spec: SweepSpec, *, trainable: Callable[..., Any] | Non
     like ``orch lr-find`` (one run tagged ``orch.role=lr_find``), and the result is
     added to the returned spec's ``notes``.
     """
-    from orchestrator.spec import load_spec
+    from orchestrator.sweepspec import load_spec
 
     placeholders = spec.placeholders
     if not placeholders:

@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -216,8 +215,7 @@ def _curves(client: Any, shown: list[_Trial]) -> str:
         label = f"{t.trial_id} (baseline)" if t.role == "baseline" else t.trial_id
         for ax, key, style in ((loss_ax, "val_loss", "-"), (loss_ax, "train_loss", ":"),
                                (acc_ax, "val_acc", "-")):
-            hist = sorted(client.get_metric_history(t.run.info.run_id, key),
-                          key=lambda m: m.step)
+            hist = client.history(t.run.info.run_id, key)
             if hist:
                 ax.plot([m.step for m in hist], [m.value for m in hist], style, color=color,
                         marker="o", ms=3, label=f"{label} {key}" if ax is loss_ax else label)
@@ -234,11 +232,9 @@ def _curves(client: Any, shown: list[_Trial]) -> str:
 def _confusion(client: Any, best: _Trial | None) -> str:
     if best is None:
         return _p("No best trial.")
-    folder = tempfile.mkdtemp(prefix="orch-report-")
     try:
-        path = client.download_artifacts(best.run.info.run_id, "confusion_matrix.json", folder)
-        table = json.loads(Path(path).read_text())
-    except Exception:  # noqa: BLE001 - a trainable that writes none
+        table = json.loads(client.text(best.run.info.run_id, "confusion_matrix.json") or "")
+    except ValueError:  # a trainable that writes none
         return _p(f"The best trial ({best.trial_id}) recorded no confusion_matrix.json "
                   "(the toolkit's fit_classifier writes one).")
     import numpy as np
@@ -408,7 +404,7 @@ def _budget(client: Any, trials: list[_Trial], metric: str, parent_params: dict[
     max_t = _number(parent_params.get("early_terminate.max_t"))
     rows, run, planned = [], 0, 0
     for t in trials:
-        hist = client.get_metric_history(t.run.info.run_id, metric)
+        hist = client.history(t.run.info.run_id, metric)
         done = len({m.step for m in hist})
         plan = _number(t.params.get("epochs")) or max_t or done
         plan = int(max(plan, done))
@@ -500,17 +496,17 @@ dt{font-weight:bold;margin-top:.4em}.muted{color:#666;font-size:.9em}
 
 def build_report(sweep_ref: str, *, tracking_uri: str) -> Report:
     """Read a recorded sweep and render the report's HTML (nothing is written)."""
-    from orchestrator.method._runs import _client, sweep_spec
+    from orchestrator.method._runs import sweep_spec
     from orchestrator.method._verdict import judge
-    from orchestrator.tracking._review import _trial_runs, find_sweep
+    from orchestrator.tracking import Store, find_sweep
 
     sweep = find_sweep(sweep_ref, tracking_uri=tracking_uri)
-    client = _client(tracking_uri)
-    parent = client.get_run(sweep.parent_run_id)
+    client = Store(tracking_uri)
+    parent = client.run(sweep.parent_run_id)
     ptags, pparams = dict(parent.data.tags), dict(parent.data.params)
     metric, goal = sweep.metric, sweep.goal
     spec = sweep_spec(sweep.parent_run_id, tracking_uri=tracking_uri)
-    trials = _trials(_trial_runs(client, tracking_uri, sweep), metric)
+    trials = _trials(client.trial_runs(sweep), metric)
     ranked = _ranked(trials, goal)
     bases = [t for t in trials if t.role == "baseline" and t.outcome in USABLE]
     folds = int(_number(pparams.get("cv.folds")) or 0) or None
@@ -585,8 +581,7 @@ def write_report(sweep_ref: str, *, tracking_uri: str,
                  out: str | os.PathLike[str] | None = None, log: bool = True) -> Report:
     """Build the report, write it to ``out`` (default ``report-<sweep id>.html``) and log
     it to the sweep's parent run as ``report.html``."""
-    from orchestrator.method._runs import _client
-    from orchestrator.tracking._review import find_sweep
+    from orchestrator.tracking import Store, find_sweep
 
     report = build_report(sweep_ref, tracking_uri=tracking_uri)
     path = Path(out) if out else Path(f"report-{report.sweep_id}.html")
@@ -596,7 +591,7 @@ def write_report(sweep_ref: str, *, tracking_uri: str,
     if log:
         try:
             sweep = find_sweep(report.sweep_id, tracking_uri=tracking_uri)
-            _client(tracking_uri).log_text(sweep.parent_run_id, report.html, REPORT_NAME)
+            Store(tracking_uri).log_text(sweep.parent_run_id, report.html, REPORT_NAME)
             report.logged = True
         except Exception as exc:  # noqa: BLE001 - the file is written either way
             report.problems.append(f"not logged to MLflow: {type(exc).__name__}: {exc}")

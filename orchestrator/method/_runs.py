@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,62 +23,34 @@ __all__ = ["NOTE_PREFIX", "Reproduction", "RunComparison", "add_note", "compare_
 NOTE_PREFIX = "orch.note."  # orch.note.1, orch.note.2 ... on the sweep's parent run
 NOTE_SEPARATOR = "\n\n---\n"  # between notes appended to mlflow.note.content
 DEFAULT_TOLERANCE = 1e-6  # relative: CPU training with the same seed repeats exactly
-_RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _client(tracking_uri: str) -> Any:
-    from orchestrator.tracking._review import _client as review_client
+def _store(tracking_uri: str) -> Any:
+    from orchestrator.tracking import Store
 
-    # Artifact downloads (spec.yaml, confusion_matrix.json) are tiny: no progress bars.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-    return review_client(tracking_uri)
+    return Store(tracking_uri)
 
 
 def find_run(ref: str, *, tracking_uri: str) -> Any:
     """The MLflow run ``ref`` names: a run id, else a unique ``orch.trial_id``."""
-    client = _client(tracking_uri)
-    ref = (ref or "").strip()
-    if _RUN_ID_RE.match(ref):
-        try:
-            return client.get_run(ref)
-        except Exception:  # noqa: BLE001 - fall through to the trial id lookup
-            pass
-    from orchestrator.tracking._review import _experiments, _search
-
-    exps = list(_experiments(client, tracking_uri))
-    safe = ref.replace("'", "")
-    hits = list(_search(client, tracking_uri, exps, f"tags.`orch.trial_id` = '{safe}'"))
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        ids = ", ".join(h.info.run_id for h in hits[:5])
-        raise TrackingError(f"trial id {ref!r} names {len(hits)} runs in {tracking_uri} "
-                            f"({ids}); pass the MLflow run id instead")
-    raise TrackingError(f"no run {ref!r} in {tracking_uri}: neither an MLflow run id nor an "
-                        "orch.trial_id of a recorded trial; list them with `orch export`")
+    return _store(tracking_uri).find_run(ref)
 
 
 def sweep_spec(parent_run_id: str, *, tracking_uri: str) -> Any:
     """The spec a sweep was run with: its effective spec (after ``--set``), else its
     ``spec.yaml`` artifact; None if neither is recorded."""
-    import json
+    from orchestrator.sweepspec import load_spec
 
-    from orchestrator.spec import load_spec
-    from orchestrator.tracking import EFFECTIVE_SPEC
-
-    client = _client(tracking_uri)
-    folder = tempfile.mkdtemp(prefix="orch-spec-")
-    try:
-        effective = client.download_artifacts(parent_run_id, EFFECTIVE_SPEC, folder)
-        return load_spec(json.loads(Path(effective).read_text(encoding="utf-8")))
-    except Exception:  # noqa: BLE001 - recorded before effective specs, or not loadable
-        pass
-    try:
-        path = client.download_artifacts(parent_run_id, "spec.yaml", folder)
-    except Exception:  # noqa: BLE001 - a sweep recorded without its spec
+    store = _store(tracking_uri)
+    effective = store.effective_spec(parent_run_id)
+    if effective is not None:
+        try:
+            return load_spec(effective)
+        except Exception:  # noqa: BLE001 - recorded by an older orch, or not loadable
+            pass
+    text = store.text(parent_run_id, "spec.yaml")
+    if text is None:
         return None
-    text = Path(path).read_text(encoding="utf-8")
     try:
         return load_spec(text if "\n" in text else text + "\n")
     except Exception:  # noqa: BLE001 - e.g. a trainable passed as a function
@@ -111,20 +81,20 @@ def add_note(sweep_ref: str, text: str, *, tracking_uri: str) -> int:
     Stored as tag ``orch.note.<n>`` on the parent run and appended to MLflow's
     ``mlflow.note.content`` (the run's description in the MLflow UI).
     """
-    from orchestrator.tracking._review import find_sweep
+    from orchestrator.tracking import find_sweep
 
     text = (text or "").strip()
     if not text:
         raise TrackingError("a note needs text: orch note SWEEP \"what I learned\"")
     sweep = find_sweep(sweep_ref, tracking_uri=tracking_uri)
-    client = _client(tracking_uri)
-    tags = client.get_run(sweep.parent_run_id).data.tags
+    store = _store(tracking_uri)
+    tags = store.run(sweep.parent_run_id).data.tags
     n = len(notes_of(tags)) + 1
     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    client.set_tag(sweep.parent_run_id, f"{NOTE_PREFIX}{n}", text[:5000])
     old = tags.get("mlflow.note.content", "")
     new = f"{old}{NOTE_SEPARATOR if old else ''}**Note {n}** ({stamp} UTC): {text}"
-    client.set_tag(sweep.parent_run_id, "mlflow.note.content", new[-7000:])
+    store.set_tags(sweep.parent_run_id, {f"{NOTE_PREFIX}{n}": text[:5000],
+                                         "mlflow.note.content": new[-7000:]})
     return n
 
 
@@ -259,16 +229,16 @@ def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOL
     """
     from orchestrator.engine._context import capture_reports
     from orchestrator.engine._trainable import load_trainable
-    from orchestrator.spec._space import nest
-    from orchestrator.tracking._recorder import _git_state
+    from orchestrator.sweepspec import nest
+    from orchestrator.tracking import git_state as _git_state
 
     run = find_run(run_ref, tracking_uri=tracking_uri)
     tags = run.data.tags
     warnings: list[str] = []
     parent = tags.get("mlflow.parentRunId")
     spec = sweep_spec(parent, tracking_uri=tracking_uri) if parent else None
-    client = _client(tracking_uri)
-    parent_tags = client.get_run(parent).data.tags if parent else {}
+    store = _store(tracking_uri)
+    parent_tags = store.run(parent).data.tags if parent else {}
     metric = parent_tags.get("orch.metric") or (spec.metric.name if spec else "")
     if not metric:
         raise TrackingError(f"run {run.info.run_id} belongs to no recorded sweep with a metric; "
@@ -293,10 +263,10 @@ def reproduce(run_ref: str, *, tracking_uri: str, tolerance: float = DEFAULT_TOL
         warnings.append("the recorded run's working tree had uncommitted changes")
     if dirty == "true":
         warnings.append("this working tree has uncommitted changes")
-    history = client.get_metric_history(run.info.run_id, metric)
+    history = store.history(run.info.run_id, metric)
     last = max(history, key=lambda m: (m.step, m.timestamp)) if history else None
     epoch = int(last.step) if last is not None else 0
-    ref = (client.get_run(parent).data.params.get("trainable") if parent else None) or \
+    ref = (store.run(parent).data.params.get("trainable") if parent else None) or \
         (spec.trainable if spec else "")
     fn = trainable if trainable is not None else load_trainable(ref)
     with capture_reports(metric=metric, seed=seed, split_seed=split, cv=cv,

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.spec._rules import Rule, parse_rule
+from orchestrator.sweepspec import Rule, parse_rule
 from orchestrator.method._stats import (
     CONFIDENCE,
     Comparison,
@@ -194,13 +194,15 @@ def _baseline_run_rows(result: SweepResult) -> list[dict[str, float]]:
     """The metrics of a baseline given as an MLflow run id (best effort)."""
     if not isinstance(result.spec.baseline, str) or not result.tracking_uri:
         return []
-    try:
-        from mlflow import MlflowClient
+    from orchestrator.tracking import check_baseline_run
 
-        run = MlflowClient(result.tracking_uri).get_run(result.spec.baseline.strip())
+    try:
+        found = check_baseline_run(result.spec.baseline.strip(),
+                                   tracking_uri=result.tracking_uri,
+                                   experiment=result.spec.experiment, metric=result.metric)
     except Exception:  # noqa: BLE001 - the verdict then says there is no baseline
         return []
-    return [dict(run.data.metrics)]
+    return [dict(found.metrics)]
 
 
 def verdict_for(result: SweepResult) -> Verdict:

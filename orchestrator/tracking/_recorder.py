@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TrackingError
 from orchestrator.tracking._journal import JOURNAL_FILE, Journal, TrialJournal, read_journal
-from orchestrator.spec._space import flatten
+from orchestrator.sweepspec import flatten
 
 if TYPE_CHECKING:
     from orchestrator.engine import SweepResult, TrialRecord
-    from orchestrator.spec import SweepSpec
+    from orchestrator.sweepspec import SweepSpec
 
-__all__ = ["DEFAULT_TRACKING_URI", "EFFECTIVE_SPEC", "Recorder", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_TRACKING_URI", "EFFECTIVE_SPEC", "Recorder", "git_state", "resolve_tracking_uri"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default: a file in the cwd
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
@@ -59,7 +59,8 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return chosen
 
 
-def _git_state(cwd: str) -> tuple[str, str]:
+def git_state(cwd: str) -> tuple[str, str]:
+    """``(commit, dirty)`` of the git tree at ``cwd``; empty strings outside a repository."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=5, check=False).stdout.strip()
@@ -109,8 +110,10 @@ class Recorder:
 
     def __init__(self, spec: SweepSpec, *, sweep_id: str, tracking_uri: str | None = None,
                  spec_text: str | None = None, experiment_path: str = "",
-                 journal_dir: Path | None = None) -> None:
+                 journal_dir: Path | None = None,
+                 verdict: Callable[[SweepResult], Any] | None = None) -> None:
         self.spec = spec
+        self.verdict = verdict  # the method's judge, handed in: tracking does not judge
         self.experiment_path = experiment_path
         self.prior_outcomes: dict[str, str] = {}  # resumed sweep: trial id → recorded outcome
         self.prior_diagnoses: dict[str, str] = {}
@@ -193,7 +196,7 @@ class Recorder:
             self._reopen(resume_parent)
             return
         self._open_journal()
-        commit, dirty = _git_state(os.getcwd())
+        commit, dirty = git_state(os.getcwd())
         tags = {
             "orch.role": "sweep",
             "orch.sweep_id": self.sweep_id,
@@ -364,7 +367,7 @@ class Recorder:
             tags["orch.target_reached"] = "true"
         if result.storage_problem:
             tags["orch.stopped_for"] = _clip(f"storage: {result.storage_problem}", MAX_TAG_CHARS)
-        tags.update(_verdict_tags(result))
+        tags.update(_verdict_tags(result, self.verdict))
         status = "KILLED" if result.interrupted else "FINISHED"
         if failure is not None:
             status = "FAILED"
@@ -629,16 +632,17 @@ class Recorder:
                                      f"within {timeout:g} s; records still queued were lost")
 
 
-def _verdict_tags(result: SweepResult) -> dict[str, str]:
-    """``orch.verdict`` and ``orch.verdict_reason`` (see :func:`orchestrator.method.verdict_for`)."""
-    from orchestrator.method import verdict_for
-
+def _verdict_tags(result: SweepResult, verdict: Callable[[Any], Any] | None) -> dict[str, str]:
+    """``orch.verdict`` and ``orch.verdict_reason`` from the judge the caller handed over
+    (``orchestrator.method.verdict_for``); nothing when none was."""
+    if verdict is None:
+        return {}
     try:
-        verdict = verdict_for(result)
+        found = verdict(result)
     except Exception as exc:  # noqa: BLE001 - a verdict must never lose the sweep's record
         return {"orch.verdict": "inconclusive",
                 "orch.verdict_reason": f"the verdict could not be computed: {_short(exc)}"}
-    return {k: _clip(v, MAX_TAG_CHARS) for k, v in verdict.tags().items()}
+    return {k: _clip(v, MAX_TAG_CHARS) for k, v in found.tags().items()}
 
 
 _PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",

@@ -724,3 +724,13 @@ def serve_ui(
                 "raise timeout_s if the store is large or the machine slow"
             )
         time.sleep(0.25)
+
+
+def storage_exists(path: str) -> bool:
+    """Whether a sweep folder exists: a local path or a URI (s3://, gs://) via pyarrow."""
+    if "://" not in path:
+        return Path(path).exists()
+    import pyarrow.fs
+
+    fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+    return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound

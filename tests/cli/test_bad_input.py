@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.errors import SpecError
-from orchestrator.spec import SweepSpec, load_spec
+from orchestrator.sweepspec import SweepSpec, load_spec
 
 runner = CliRunner()
 

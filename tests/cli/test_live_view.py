@@ -15,7 +15,7 @@ from rich.console import Console
 
 from orchestrator.engine._live import MAX_ROWS, LiveView
 from orchestrator.engine import TrialRecord
-from orchestrator.spec import load_spec
+from orchestrator.sweepspec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 RICH_FLOOR = "13.7.1"  # the lowest rich pyproject.toml admits; the newest is tested everywhere

@@ -12,7 +12,7 @@ import pytest
 from _trainables import quadratic
 
 import orchestrator
-from orchestrator.spec import METHODS
+from orchestrator.sweepspec import METHODS
 
 pytestmark = pytest.mark.e2e
 

@@ -200,3 +200,14 @@ def test_a_sweep_that_breaks_ends_failed_with_a_clear_error(ray_session, store, 
     parent = next(r for r in runs if r.data.tags["orch.role"] == "sweep")
     assert parent.info.status == "FAILED" and "searcher broke" in parent.data.tags["orch.error"]
     assert "RUNNING" not in {r.info.status for r in runs}
+
+
+def test_the_baseline_runs_its_full_budget_whatever_the_scheduler_does(ray_session, store):
+    """ASHA would cut the worst trial first; the baseline is the reference, never cut."""
+    asha = {"type": "asha", "grace_period": 1, "max_t": 6, "reduction_factor": 2}
+    s = spec(run_cap=6, max_concurrent=2, early_terminate=asha, baseline={"x": 0.99},
+             parameters={"x": {"min": 0.0, "max": 0.6}, "epochs": {"value": 6}})
+    result = orchestrator.sweep(s, trainable=quadratic, tracking=False)
+    base = result.baseline
+    assert base.outcome == "completed" and base.epochs == 6, (base.outcome, base.epochs)
+    assert result.counts["early_stopped"] >= 1  # ASHA did cut searched trials

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.engine import Ledger
 from orchestrator.engine._values import as_number, numeric_metrics
-from orchestrator.spec import load_spec
+from orchestrator.sweepspec import load_spec
 
 
 def spec(**extra):

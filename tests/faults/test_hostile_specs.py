@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import load_spec
+from orchestrator.sweepspec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"trainable": "digits_mlp", "method": "random", "metric": {"name": "val_loss"},
@@ -114,7 +114,7 @@ def test_free_text_may_hold_anything_within_its_length_limit():
 
 MEASURE = textwrap.dedent("""
     import json, sys, time
-    from orchestrator.spec import load_spec
+    from orchestrator.sweepspec import load_spec
     from orchestrator.errors import SpecError
 
     def rss_kib():

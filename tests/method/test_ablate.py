@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.errors import SpecError
 from orchestrator.method import ablation_plan, ablation_values
-from orchestrator.spec import Parameter, load_spec
+from orchestrator.sweepspec import Parameter, load_spec
 
 COND = {
     "name": "abl", "trainable": "digits_mlp", "method": "tpe", "metric": {"name": "val_loss"},

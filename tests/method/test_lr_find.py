@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import SpecError, TrainableImportError
-from orchestrator.spec import load_spec
+from orchestrator.sweepspec import load_spec
 from orchestrator.toolkit import lr_range_test
 from orchestrator.toolkit._lr_range import smooth_losses, suggest_lr, suggest_range
 

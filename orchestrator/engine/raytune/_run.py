@@ -44,7 +44,7 @@ from orchestrator.engine.raytune._start import (
 )
 from orchestrator.engine.raytune._trial import make_trial_function
 from orchestrator.errors import OrchError
-from orchestrator.spec import SweepSpec
+from orchestrator.sweepspec import SweepSpec
 
 __all__ = ["CHECKPOINTS_KEPT", "Resume", "new_sweep_id", "run_sweep"]
 
@@ -68,6 +68,7 @@ def run_sweep(
     spec_text: str | None = None,
     configs: Sequence[Mapping[str, Any]] | None = None,
     resume: Resume | None = None,
+    verdict: Callable[[SweepResult], Any] | None = None,
 ) -> SweepResult:
     """Run `spec` on Ray Tune and return what happened to every trial.
 
@@ -75,7 +76,8 @@ def run_sweep(
     spec's search; see :func:`build_search`. ``resume`` continues an interrupted
     sweep: Ray Tune restores its trials (finished ones are not run again,
     unfinished ones continue from their last checkpoint) and the recorder reuses
-    its MLflow runs.
+    its MLflow runs. ``verdict`` judges the finished sweep for its record
+    (``orchestrator.method.verdict_for``; the engine itself judges nothing).
     """
     fn = trainable if trainable is not None else load_trainable(spec.trainable)
     sweep_id = resume.sweep_id if resume else new_sweep_id()
@@ -90,14 +92,15 @@ def run_sweep(
         check_resources(spec, resources)
         return _run_locked(spec, fn, address, tracking_uri, tracking, live, spec_text,
                            configs, resume, sweep_id, storage, experiment_path, local_dir,
-                           resources)
+                           resources, verdict)
 
 
 def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
                 tracking_uri: str | None, tracking: bool, live: bool | None,
                 spec_text: str | None, configs: Sequence[Mapping[str, Any]] | None,
                 resume: Resume | None, sweep_id: str, storage: str, experiment_path: str,
-                local_dir: Path, resources: Mapping[str, float]) -> SweepResult:
+                local_dir: Path, resources: Mapping[str, float],
+                verdict: Callable[[SweepResult], Any] | None) -> SweepResult:
     ledger = Ledger(spec)
     LEDGERS[sweep_id] = ledger
     try:
@@ -115,7 +118,7 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
 
         recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
                             spec_text=spec_text, experiment_path=experiment_path,
-                            journal_dir=local_dir)
+                            journal_dir=local_dir, verdict=verdict)
         try:  # fails here, before any trial, if the store is unreachable
             recorder.start(resume_parent=resume.parent_run_id if resume else None)
         except BaseException:

@@ -18,13 +18,13 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from orchestrator.engine._ledger import GRID_KEY, REPEAT_KEY, ROLE_KEY
+from orchestrator.engine._ledger import GRID_KEY, REPEAT_KEY, ROLE_KEY, unwrap_config
 from orchestrator.engine._sampling import OptunaSpace, make_sampler
 from orchestrator.engine.raytune._private import kill_trial_actor
-from orchestrator.spec import SweepSpec
-from orchestrator.spec._space import baseline_config, grid_configs, nest
+from orchestrator.sweepspec import SweepSpec
+from orchestrator.sweepspec import baseline_config, grid_configs, nest
 
-__all__ = ["BaselineFirst", "Watchdog", "build_scheduler", "build_search"]
+__all__ = ["BaselineFirst", "Referee", "build_scheduler", "build_search"]
 
 
 class BaselineFirst(Searcher):
@@ -131,13 +131,10 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
 
 
 def build_scheduler(spec: SweepSpec, sweep_id: str = "") -> Any:
-    """Ray's scheduler for `early_terminate:`, watched by :class:`Watchdog` when the spec
-    sets a time limit on trials."""
-    scheduler = _early_stopping(spec)
-    if spec.trial_timeout_s or spec.report_timeout_s:
-        return Watchdog(scheduler, sweep_id, trial_timeout_s=spec.trial_timeout_s,
-                        report_timeout_s=spec.report_timeout_s)
-    return scheduler
+    """Ray's scheduler for `early_terminate:`, inside orch's :class:`Referee` (the baseline
+    runs its full budget; trials past a time limit are stopped)."""
+    return Referee(_early_stopping(spec), sweep_id, trial_timeout_s=spec.trial_timeout_s,
+                   report_timeout_s=spec.report_timeout_s)
 
 
 def _early_stopping(spec: SweepSpec) -> Any:
@@ -157,18 +154,27 @@ def _early_stopping(spec: SweepSpec) -> Any:
                          grace_period=et.grace_period, reduction_factor=et.reduction_factor)
 
 
-class Watchdog:
-    """Ray's scheduler with time limits on trials: ``trial_timeout_s`` from a trial's start,
-    ``report_timeout_s`` between its reports. A trial past either is stopped and failed
-    with a ``TrialTimeoutError`` that says which limit and by how much.
+def _is_baseline(trial: Any) -> bool:
+    return unwrap_config(trial.config)[1] == "baseline"
 
-    Ray calls ``choose_trial_to_run`` on every step of its loop (a tenth of a second
-    when nothing happens), so that is where the clocks are read; every other call goes
-    to the wrapped scheduler unchanged.
+
+class Referee:
+    """Ray's scheduler, with two rules of orch's on top:
+
+    * **the baseline is the reference**: it always runs its full budget, so the
+      early-stopping scheduler never sees it (no rung cuts it, and it takes no place
+      in the rungs the searched trials compete in);
+    * **time limits**: ``trial_timeout_s`` from a trial's start and ``report_timeout_s``
+      between its reports; a trial past either is killed and failed with a
+      ``TrialTimeoutError`` that says which limit and by how much. Ray calls
+      ``choose_trial_to_run`` on every step of its loop (a tenth of a second when
+      nothing happens), so that is where the clocks are read.
+
+    Everything else goes to the wrapped scheduler unchanged.
     """
 
-    def __init__(self, inner: Any, sweep_id: str, *, trial_timeout_s: float | None,
-                 report_timeout_s: float | None) -> None:
+    def __init__(self, inner: Any, sweep_id: str, *, trial_timeout_s: float | None = None,
+                 report_timeout_s: float | None = None) -> None:
         self.inner = inner
         self.sweep_id = sweep_id
         self.trial_timeout_s = trial_timeout_s
@@ -181,19 +187,27 @@ class Watchdog:
         return self.inner.set_search_properties(metric, mode, **spec)
 
     def on_trial_add(self, tune_controller, trial):  # type: ignore[no-untyped-def]
-        return self.inner.on_trial_add(tune_controller, trial)
+        if not _is_baseline(trial):
+            self.inner.on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller, trial):  # type: ignore[no-untyped-def]
-        return self.inner.on_trial_error(tune_controller, trial)
+        if not _is_baseline(trial):
+            self.inner.on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
+        if _is_baseline(trial):
+            from ray.tune.schedulers import TrialScheduler
+
+            return TrialScheduler.CONTINUE
         return self.inner.on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
-        return self.inner.on_trial_complete(tune_controller, trial, result)
+        if not _is_baseline(trial):
+            self.inner.on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller, trial):  # type: ignore[no-untyped-def]
-        return self.inner.on_trial_remove(tune_controller, trial)
+        if not _is_baseline(trial):
+            self.inner.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):  # type: ignore[no-untyped-def]
         self._enforce(tune_controller)
@@ -214,7 +228,7 @@ class Watchdog:
         from orchestrator.engine.raytune._callbacks import LEDGERS
 
         ledger = LEDGERS.get(self.sweep_id)
-        if ledger is None:
+        if ledger is None or not (self.trial_timeout_s or self.report_timeout_s):
             return
         now = time.time()
         for trial in list(tune_controller.get_live_trials()):

@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator.engine.raytune._private import loopback_effective
 from orchestrator.errors import OrchError, ResourceError
-from orchestrator.spec import SweepSpec
+from orchestrator.sweepspec import SweepSpec
 
 __all__ = ["DEFAULT_STORAGE", "check_resources", "ensure_ray", "trial_resources"]
 

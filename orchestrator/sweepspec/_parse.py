@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import Issue, SpecError
-from orchestrator.spec._model import (
+from orchestrator.sweepspec._model import (
     CV,
     DISTRIBUTIONS,
     METHODS,
@@ -31,8 +31,8 @@ from orchestrator.spec._model import (
     Resources,
     SweepSpec,
 )
-from orchestrator.spec._rules import parse_rule
-from orchestrator.spec._yaml import parse_yaml, read_yaml_file
+from orchestrator.sweepspec._rules import parse_rule
+from orchestrator.sweepspec._yaml import parse_yaml, read_yaml_file
 
 DEFAULT_RUN_CAP = 20  # trials, when the spec sets neither run_cap nor num_samples
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2**32)
@@ -566,7 +566,7 @@ def _grid_size(params: Sequence[Parameter], issues: _Issues,
             return 0
         size *= max(1, len(values))
     if size <= MAX_GRID_SIZE and any(p.when for p in params):
-        from orchestrator.spec._space import grid_configs  # conditionals shrink the grid
+        from orchestrator.sweepspec._space import grid_configs  # conditionals shrink the grid
 
         size = len(grid_configs(params))
     return size

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import DEFAULT_RUN_CAP, load_spec
+from orchestrator.sweepspec import DEFAULT_RUN_CAP, load_spec
 
 BASE = {
     "trainable": "digits_mlp",
@@ -179,7 +179,7 @@ def test_alias_bomb_is_refused_quickly():
 
 def test_huge_file_is_refused_before_parsing(tmp_path):
     path = tmp_path / "big.yaml"
-    from orchestrator.spec._yaml import MAX_SPEC_BYTES
+    from orchestrator.sweepspec._yaml import MAX_SPEC_BYTES
 
     path.write_text("a: " + "x" * (MAX_SPEC_BYTES + 1) + "\n")
     with pytest.raises(SpecError, match="larger than|over the limit"):
@@ -280,7 +280,7 @@ def test_example_specs_validate():
 
 
 def test_parsing_imports_neither_ray_nor_mlflow():
-    code = ("import sys; from orchestrator.spec import load_spec; "
+    code = ("import sys; from orchestrator.sweepspec import load_spec; "
             "load_spec('search_spaces/tpe_asha.yaml'); "
             "import orchestrator.cli; "
             "print([m for m in ('ray', 'mlflow', 'torch') if m in sys.modules])")

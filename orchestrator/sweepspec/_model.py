@@ -1,4 +1,4 @@
-"""The typed, frozen form of a sweep spec. Built only by :func:`orchestrator.spec.load_spec`."""
+"""The typed, frozen form of a sweep spec. Built only by :func:`orchestrator.sweepspec.load_spec`."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ class CV:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep spec. Build it with :func:`orchestrator.spec.load_spec`."""
+    """A validated sweep spec. Build it with :func:`orchestrator.sweepspec.load_spec`."""
 
     name: str  # as the user wrote it: shown and tagged, never used as a path
     trainable: str

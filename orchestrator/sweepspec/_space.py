@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.spec._model import Parameter
+from orchestrator.sweepspec._model import Parameter
 
 if TYPE_CHECKING:
-    from orchestrator.spec._model import SweepSpec
+    from orchestrator.sweepspec._model import SweepSpec
 
 __all__ = ["active", "baseline_config", "constants", "flatten", "grid_configs", "nest", "quantize", "same",
            "sampling_order"]

@@ -1,0 +1,270 @@
+"""`orch validate`, `orch sweep` and `orch resume`, and the summary a sweep ends with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli._common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_TRIALS_FAILED,
+    SetOpt,
+    SpecArg,
+    TrackingOpt,
+    cell,
+    err,
+    fail,
+    load,
+    load_checked,
+    out,
+    say,
+)
+from orchestrator.errors import OrchError, SpecError, TrainableImportError
+
+__all__ = ["print_summary", "resume", "sweep", "validate"]
+
+PREVIEW_CONFIGS = 5  # configs shown by --dry-run
+
+
+def print_verdict(result: Any) -> None:
+    """The sweep's verdict on its hypothesis: confirmed, refuted or inconclusive."""
+    from orchestrator.method import verdict_for
+
+    v = verdict_for(result)
+    color = {"confirmed": "green", "refuted": "red"}.get(v.status, "yellow")
+    say(out, "verdict: ", (v.status, f"bold {color}"), f" — {v.reason}")
+
+
+def validate(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Check a spec completely without running anything (imports no Ray)."""
+    try:
+        s, info = load_checked(spec, set_)
+    except SpecError as exc:
+        raise fail(exc, EXIT_INVALID) from None
+    except TrainableImportError as exc:
+        raise fail(exc, EXIT_INVALID) from None
+    say(out, ("✓", "green"), f" {spec}: {s.name} — method {s.method}, {len(s.searched)} "
+        f"searched parameter(s), budget {s.run_cap} trial(s)"
+        f"{' (default)' if s.run_cap_defaulted else ''}, metric {s.metric.name} "
+        f"({s.metric.goal}), early stopping {s.scheduler_name}")
+    say(out, f"  runs: {info.describe()}")
+    for note in s.notes:
+        say(out, ("  note:", "yellow"), f" {note}")
+
+
+def _preview(s: Any) -> list[dict[str, Any]]:
+    from orchestrator.sweepspec import grid_configs, nest
+
+    if s.method == "grid":
+        return [nest(c) for c in grid_configs(s.parameters)[:PREVIEW_CONFIGS]]
+    import optuna
+
+    from orchestrator.engine._sampling import OptunaSpace, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=make_sampler(s))
+    space = OptunaSpace(s.parameters, method=s.method)
+    configs = []
+    for _ in range(min(PREVIEW_CONFIGS, s.run_cap)):
+        trial = study.ask()
+        configs.append(nest(space(trial), sep="/"))
+    return configs
+
+
+def sweep(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: start Ray locally).")] = None,
+    tracking_uri: TrackingOpt = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Record nothing in MLflow.")] = False,
+    storage_path: Annotated[str | None, typer.Option(
+        help="Where Ray Tune keeps trial files and checkpoints (folder or URI).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate and show the plan and a few configs; run nothing.")] = False,
+    live: Annotated[bool | None, typer.Option(
+        "--live/--no-live", help="Live table of trials (default: on in a terminal).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue this spec's newest interrupted sweep: finished trials are "
+        "kept, unfinished ones continue from their last checkpoint.")] = False,
+) -> None:
+    """Run a sweep: Ray Tune trials, searched by the spec's method, recorded in MLflow."""
+    from orchestrator.method import resolve_placeholders
+
+    if resume:
+        try:
+            current = load(spec, set_)
+        except (SpecError, TrainableImportError) as exc:
+            raise fail(exc, EXIT_INVALID) from None
+        _resume(None, current, tracking_uri=tracking_uri, address=address, live=live)
+        return
+    try:
+        s = load(spec, set_)
+        s = resolve_placeholders(s, tracking_uri=tracking_uri, tracking=not no_tracking,
+                                 preview=dry_run)  # `from: lr_find` → LR range test
+    except (SpecError, TrainableImportError) as exc:
+        raise fail(exc, EXIT_INVALID) from None
+    for note in s.notes:
+        say(out, ("note:", "yellow"), f" {note}")
+    if s.run_cap_defaulted:
+        say(out, ("note:", "yellow"), f" no run_cap: running {s.run_cap} trials")
+    if dry_run:
+        say(out, (s.name, "bold"), f": {s.method} over {len(s.searched)} parameter(s), "
+            f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, metric "
+            f"{s.metric.name} ({s.metric.goal}); each trial cpu={s.resources.cpu:g} "
+            f"gpu={'auto' if s.resources.gpu is None else format(s.resources.gpu, 'g')}")
+        for i, cfg in enumerate(_preview(s), 1):
+            say(out, f"  config {i}: {cfg}")
+        return
+    from orchestrator.engine import run_sweep
+    from orchestrator.method import verdict_for
+
+    try:
+        result = run_sweep(s, address=address, tracking_uri=tracking_uri,
+                           tracking=not no_tracking, storage_path=storage_path, live=live,
+                           spec_text=spec.read_text(encoding="utf-8"), verdict=verdict_for)
+    except TrainableImportError as exc:
+        raise fail(exc, EXIT_INVALID) from None
+    except OrchError as exc:
+        raise fail(exc, EXIT_ERROR) from None
+    _finish(result)
+
+
+def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address: str | None,
+            live: bool | None) -> None:
+    """Find an interrupted sweep (by reference, or the spec's newest), check the spec is
+    unchanged, and continue it."""
+    import difflib
+    import json
+
+    from orchestrator.engine import Resume, run_sweep
+    from orchestrator.method import verdict_for
+    from orchestrator.sweepspec import load_spec
+    from orchestrator.tracking import resolve_tracking_uri, resumable_sweep
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        sw, path, stored = resumable_sweep(ref, name=current.name if current else None,
+                                           tracking_uri=uri)
+    except OrchError as exc:
+        raise fail(exc, EXIT_ERROR) from None
+    if current is not None and _comparable(current, stored) != stored:
+        def dump(d: Any) -> list[str]:
+            return json.dumps(d, indent=2, sort_keys=True, default=str).splitlines()
+
+        diff = "\n".join(difflib.unified_diff(dump(stored), dump(_comparable(current, stored)),
+                                               "recorded spec", "this spec", lineterm=""))
+        say(err, ("refused:", "bold red"), f" the spec changed since sweep {sw.sweep_id} "
+            "started; a resumed sweep must run the same spec. Difference:")
+        say(err, diff)
+        raise typer.Exit(EXIT_INVALID)
+    spec = load_spec(stored)  # placeholders (`from: lr_find`) were resolved when it started
+    say(out, f"resuming sweep {sw.sweep_id} ({sw.name}) from {path}")
+    try:
+        after_storage = sw.tags.get("orch.stopped_for", "").startswith("storage")
+        result = run_sweep(spec, address=address, tracking_uri=uri, live=live,
+                           verdict=verdict_for,
+                           resume=Resume(sweep_id=sw.sweep_id, experiment_path=path,
+                                         parent_run_id=sw.parent_run_id,
+                                         after_storage_problem=after_storage))
+    except OrchError as exc:
+        raise fail(exc, EXIT_ERROR) from None
+    _finish(result)
+
+
+def _comparable(current: Any, stored: dict[str, Any]) -> dict[str, Any]:
+    """`current`'s effective spec, with `from: lr_find` placeholders taken as the recorded
+    sweep resolved them (the range test is not run again to compare)."""
+    import copy
+
+    mine = copy.deepcopy(current.effective())
+    for p in current.placeholders:
+        src, dst = stored.get("parameters", {}), mine.get("parameters", {})
+        *heads, last = p.name.split(".")
+        for h in heads:
+            src = src.get(h, {}).get("parameters", {})
+            dst = dst.get(h, {}).get("parameters", {})
+        if last in src:
+            dst[last] = src[last]
+    return mine
+
+
+def resume(
+    sweep_ref: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep id, prefix or name.")],
+    tracking_uri: TrackingOpt = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+) -> None:
+    """Continue an interrupted sweep (driver killed, Ctrl-C): nothing finished runs again."""
+    _resume(sweep_ref, None, tracking_uri=tracking_uri, address=address, live=live)
+
+
+def _finish(result: Any) -> None:
+    """Print the summary and exit with the sweep's status."""
+    print_summary(result)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.tracking_problems:  # records lost or incomplete: the sweep did not do its job
+        raise typer.Exit(EXIT_ERROR)
+    if result.counts["failed"]:
+        raise typer.Exit(EXIT_TRIALS_FAILED)
+
+
+def print_summary(result: Any) -> None:
+    """The end-of-sweep summary: best trial, counts, baseline, failures, where records are."""
+    s, metric = result.spec, result.metric
+    counts = result.counts
+    out.print()
+    state = ("interrupted", "red") if result.interrupted else ("finished", "green")
+    say(out, (s.name, "bold"), " ", state, f" in {result.wall_s:.1f}s — "
+        f"{counts['completed']} completed, {counts['early_stopped']} early-stopped, "
+        f"{counts['failed']} failed, {counts['killed']} killed"
+        f"{' — target reached' if result.target_reached else ''}")
+    best = result.best
+    if best is not None:
+        say(out, f"best {metric}: ", (f"{best.value(metric):.5g}", "bold"),
+            f" (trial {best.trial_id})")
+        say(out, f"best config: {best.config}")
+    else:
+        say(out, (f"no trial finished with a finite {metric}", "red"))
+    print_verdict(result)  # hypothesis verdict: confirmed / refuted / inconclusive
+    base = result.baseline
+    if base is not None and base.value(metric) is not None:
+        delta = (best.value(metric) - base.value(metric)) if best is not None else None
+        say(out, f"baseline {metric}: {base.value(metric):.5g}"
+            + (f" (best − baseline = {delta:+.5g})" if delta is not None else ""))
+    diagnoses: dict[str, int] = {}
+    for r in result.records:
+        if r.diagnosis:
+            diagnoses[r.diagnosis] = diagnoses.get(r.diagnosis, 0) + 1
+    if diagnoses:
+        say(out, "diagnosis: " + ", ".join(f"{k} {v}" for k, v in sorted(diagnoses.items())))
+    failed = [r for r in result.records if r.outcome == "failed"]
+    if failed:
+        table = Table(title="failed trials", title_justify="left", show_edge=False)
+        table.add_column("trial")
+        table.add_column("error", overflow="fold")
+        for r in failed[:20]:
+            table.add_row(cell(r.trial_id), cell(r.error or ""))
+        out.print(table)
+    if result.tracking_uri:
+        say(out, f"records: MLflow {result.tracking_uri} — experiment {s.experiment!r}, "
+            f"sweep {result.sweep_id}, parent run {result.parent_run_id}")
+        say(out, "review: orch ui   |   orch ls   |   orch export " + result.sweep_id)
+        if result.interrupted:
+            say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
+                "are kept, the unfinished continue, the rest of the budget runs)")
+    if result.storage_problem:
+        say(out, ("storage:", "bold red"), f" the sweep stopped because {result.storage_problem};"
+            " nothing is lost: make the storage writable, then `orch resume "
+            f"{result.sweep_id}`")
+    for warning in result.warnings:
+        say(out, ("warning:", "bold yellow"), f" {warning}")
+    for problem in result.tracking_problems:
+        say(out, ("tracking:", "bold red"), f" {problem}")
+    say(out, f"trial files: {result.storage}")

@@ -1,0 +1,59 @@
+"""The sweep spec: W&B sweep syntax plus orch's fields, parsed into frozen, typed objects.
+
+The pipeline: ``_yaml`` reads text safely (lines kept, limits enforced), ``_parse``
+checks every section and builds ``_model``'s frozen objects, reporting every
+problem at once; ``_space`` is the parameter space's logic (conditions, grids,
+nesting) and ``_rules`` the grammar of ``expected:``. Importing this package
+imports neither Ray nor MLflow, so ``orch validate`` is instant.
+"""
+
+from orchestrator.sweepspec._model import (
+    CONDITIONAL_METHODS,
+    CV,
+    DISTRIBUTIONS,
+    METHODS,
+    EarlyTerminate,
+    Metric,
+    Parameter,
+    Resources,
+    SweepSpec,
+)
+from orchestrator.sweepspec._parse import DEFAULT_RUN_CAP, load_spec, slugify
+from orchestrator.sweepspec._rules import Rule, parse_rule
+from orchestrator.sweepspec._space import (
+    active,
+    baseline_config,
+    constants,
+    flatten,
+    grid_configs,
+    nest,
+    quantize,
+    same,
+    sampling_order,
+)
+
+__all__ = [
+    "CONDITIONAL_METHODS",
+    "CV",
+    "DEFAULT_RUN_CAP",
+    "DISTRIBUTIONS",
+    "METHODS",
+    "EarlyTerminate",
+    "Metric",
+    "Parameter",
+    "Resources",
+    "Rule",
+    "SweepSpec",
+    "active",
+    "baseline_config",
+    "constants",
+    "flatten",
+    "grid_configs",
+    "load_spec",
+    "nest",
+    "parse_rule",
+    "quantize",
+    "same",
+    "sampling_order",
+    "slugify",
+]
