@@ -8,6 +8,8 @@ The public Python API lives here and nowhere else; see ``__all__``. Importing
 >>> result.best.config                                                    # doctest: +SKIP
 """
 
+from importlib import metadata as _metadata
+
 from orchestrator.engine._context import (
     artifact_dir,
     capture_reports,
@@ -54,4 +56,7 @@ __all__ = [
     "sweep",
     "trial_seed",
 ]
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("orch")  # one version: pyproject.toml's
+except _metadata.PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"

@@ -222,12 +222,15 @@ def _combine(per_fold: list[dict[str, float]]) -> dict[str, float]:
 
 def _confusion(folds: list[_Fold], data: ClassificationData) -> np.ndarray:
     """The last validation's confusion matrix, summed over the folds (rows: true labels)."""
+    from sklearn.metrics import confusion_matrix
+
     done = [fold for fold in folds if len(fold.predictions) == len(fold.val)]
     # A model may have more outputs than the labels use; give every predicted class a column.
     size = max([data.n_classes] + [int(fold.predictions.max()) + 1 for fold in done])
     matrix = np.zeros((size, size), dtype=np.int64)
     for fold in done:
-        np.add.at(matrix, (data.labels[fold.val], fold.predictions), 1)
+        matrix += confusion_matrix(data.labels[fold.val], fold.predictions,
+                                   labels=np.arange(size))
     return matrix
 
 
@@ -278,50 +281,44 @@ def fit_classifier(
     >>> [r["epoch"] for r in result.history]
     [1, 2]
 
-    ``model_factory()`` builds a fresh model that returns one logit per class;
-    it is called once per fold, right after the fold's seed is set (derived
-    from :func:`orchestrator.trial_seed` and the fold index). ``X`` holds the
-    samples (array or tensor, first axis) and ``y`` their labels, integers
-    ``0..C-1``; or ``X`` is a torch ``Dataset`` of ``(features, label)`` and
-    ``y`` may be omitted (see :func:`labels_of`). ``config`` supplies the
-    training keys of :class:`TrainSettings`; other keys are ignored. ``loss``
-    defaults to cross-entropy and must average over the batch.
+    ``model_factory()`` builds a fresh model that returns one logit per class; it is called
+    once per fold, right after the fold's seed is set (derived from
+    :func:`orchestrator.trial_seed` and the fold index). ``X`` holds the samples (array or
+    tensor, first axis) and ``y`` their labels, integers ``0..C-1``; or ``X`` is a torch
+    ``Dataset`` of ``(features, label)`` and ``y`` may be omitted (see :func:`labels_of`).
+    ``config`` supplies the training keys of :class:`TrainSettings`; other keys are ignored.
+    ``loss`` defaults to cross-entropy and must average over the batch.
 
-    ``cv`` (default: the sweep's ``cv:``) selects K-fold; without it one fixed
-    20% holdout, seeded by :func:`orchestrator.split_seed`, validates every
-    trial on the same samples. The split's fingerprint is tagged as
-    ``split_fingerprint`` before the first report.
+    ``cv`` (default: the sweep's ``cv:``) selects K-fold; without it one fixed 20% holdout,
+    seeded by :func:`orchestrator.split_seed`, validates every trial on the same samples. The
+    split's fingerprint is tagged as ``split_fingerprint`` before the first report.
 
-    Each report holds ``epoch`` (from 1), ``train_loss``, ``val_loss``,
-    ``val_acc``, ``lr``, ``grad_norm``, ``grad_norm_layer_min``,
-    ``grad_norm_layer_max``, ``grad_norm_first``, ``grad_norm_last``,
-    ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`; ``lr`` is
-    the learning rate of the epoch's last step), then
-    ``n_classes`` (so :func:`orchestrator.engine._diagnosis.diagnose` can judge
-    under-fitting from the history alone). With K folds each measured number
-    is the fold mean, with ``<name>_std`` beside it, and ``val_loss_fold<k>`` /
-    ``val_acc_fold<k>`` (k from 0) per fold.
+    Each report holds ``epoch`` (from 1), ``train_loss``, ``val_loss``, ``val_acc``, ``lr``,
+    ``grad_norm``, ``grad_norm_layer_min``, ``grad_norm_layer_max``, ``grad_norm_first``,
+    ``grad_norm_last``, ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`; ``lr``
+    is the learning rate of the epoch's last step), then ``n_classes`` (so
+    :func:`orchestrator.engine._diagnosis.diagnose` can judge under-fitting from the history
+    alone). With K folds each measured number is the fold mean, with ``<name>_std`` beside it,
+    and ``val_loss_fold<k>`` / ``val_acc_fold<k>`` (k from 0) per fold.
 
-    ``train_fraction`` trains on a fixed random share of each fold's training
-    samples (validation is untouched). Training runs on
-    ``torch_threads`` CPU threads (default 1), restored afterwards; the same
-    config and trial seed then give identical reports on CPU (on GPU, cuDNN
-    may still vary in the last digits).
+    ``train_fraction`` trains on a fixed random share of each fold's training samples
+    (validation is untouched). Training runs on ``torch_threads`` CPU threads (default 1),
+    restored afterwards; the same config and trial seed then give identical reports on CPU (on
+    GPU, cuDNN may still vary in the last digits).
 
-    Every report carries a checkpoint (``checkpoint=False``: none): each fold's
-    model, optimiser and LR schedule, the random generators (Python, numpy,
-    torch, each fold's shuffling) and the history. When Ray Tune restarts a
-    failed trial (``max_failures``), the run resumes after the last reported
-    epoch and gives exactly the reports an uninterrupted run would have given
-    (on CPU); a checkpoint of another split or fold count, or one that cannot
-    be read, is ignored with a warning and training starts over.
+    Every report carries a checkpoint (``checkpoint=False``: none): each fold's model,
+    optimiser and LR schedule, the random generators (Python, numpy, torch, each fold's
+    shuffling) and the history. When Ray Tune restarts a failed trial (``max_failures``), the
+    run resumes after the last reported epoch and gives exactly the reports an uninterrupted
+    run would have given (on CPU); a checkpoint of another split or fold count, or one that
+    cannot be read, is ignored with a warning and training starts over.
 
-    A non-finite training loss stops training at once: that epoch is reported
-    with the bad ``train_loss`` and a NaN ``val_loss``, then
-    :class:`~orchestrator.errors.NonFiniteMetricError` is raised. At the end
-    ``curves.png``, ``confusion_matrix.png`` and ``confusion_matrix.json`` are
-    written to :func:`orchestrator.artifact_dir`. Call it from a trainable and
-    return nothing: Ray Tune takes a returned value for a last report.
+    A non-finite training loss stops training at once: that epoch is reported with the bad
+    ``train_loss`` and a NaN ``val_loss``, then
+    :class:`~orchestrator.errors.NonFiniteMetricError` is raised. At the end ``curves.png``,
+    ``confusion_matrix.png`` and ``confusion_matrix.json`` are written to
+    :func:`orchestrator.artifact_dir`. Call it from a trainable and return nothing: Ray Tune
+    takes a returned value for a last report.
     """
     s = TrainSettings.from_config(config)
     data = ClassificationData(X, y)
@@ -335,43 +332,9 @@ def fit_classifier(
     threads = torch.get_num_threads()
     torch.set_num_threads(s.torch_threads)
     try:
-
-        def build_folds() -> list[_Fold]:
-            folds = []
-            for k, (train, val) in enumerate(splits):
-                # The subsample depends on the split seed only, so every trial sees the same one.
-                subsample_seed = derive_seed(
-                    spec["seed"] if spec else split_seed(), "train_fraction", k
-                )
-                train = _subsample(train, s.train_fraction, seed=subsample_seed)
-                seed = derive_seed(trial_seed(), "fold", k)
-                seed_everything(seed)
-                model = model_factory().to(device)
-                optimizer = build_optimizer(model.parameters(), s)
-                steps_per_epoch = math.ceil(len(train) / s.batch_size)
-                schedule = LRSchedule(optimizer, s, steps_per_epoch=steps_per_epoch)
-                generator = torch.Generator().manual_seed(seed)
-                folds.append(_Fold(k, train, val, model, optimizer, schedule, generator))
-            return folds
-
-        folds = build_folds()
-        history: list[dict[str, Any]] = []
-        saved = load_checkpoint() if checkpoint else None
-        if saved is not None and not _resume(saved, folds, fingerprint, device, history):
-            folds, history = build_folds(), []  # a half-restored fold must not be trained on
-        loop = _Loop(folds, data, loss_fn, s, device, history, fingerprint, checkpoint)
-        try:
-            loop.run(start=len(history) + 1)
-        except NonFiniteMetricError:
-            raise
-        except Exception:  # a failure: keep what helps explain it
-            _save_artifacts_quietly(history, folds, data)
-            raise
-        # Stopped early (Ray raises SystemExit in report): save nothing. The driver has
-        # closed the trial's run already, and with actor reuse the next trial may be
-        # drawing in this process; matplotlib's text rendering is not thread-safe.
-        matrix = (loop.matrix if loop.matrix is not None
-                  else _save_artifacts(history, folds, data, with_matrix=True))
+        folds, history, matrix = _train(splits, model_factory, data, loss_fn, s, device,
+                                        fingerprint, checkpoint,
+                                        split_seed=spec["seed"] if spec else split_seed())
     finally:
         torch.set_num_threads(threads)
     return FitResult(
@@ -382,6 +345,53 @@ def fit_classifier(
         confusion=matrix,
         diagnosis=diagnose(history, n_classes=data.n_classes),
     )
+
+
+def _train(splits: list[Split], model_factory: Callable[[], nn.Module],
+           data: ClassificationData, loss_fn: Callable, s: TrainSettings, device: torch.device,
+           fingerprint: str, checkpoint: bool, *, split_seed: int
+           ) -> tuple[list[_Fold], list[dict[str, Any]], np.ndarray]:
+    """Build the folds, resume from the trial's checkpoint when Ray restarted it, train."""
+    folds = _build_folds(splits, model_factory, s, device, split_seed=split_seed)
+    history: list[dict[str, Any]] = []
+    saved = load_checkpoint() if checkpoint else None
+    if saved is not None and not _resume(saved, folds, fingerprint, device, history):
+        # a half-restored fold must not be trained on
+        folds, history = _build_folds(splits, model_factory, s, device,
+                                      split_seed=split_seed), []
+    loop = _Loop(folds, data, loss_fn, s, device, history, fingerprint, checkpoint)
+    try:
+        loop.run(start=len(history) + 1)
+    except NonFiniteMetricError:
+        raise
+    except Exception:  # a failure: keep what helps explain it
+        _save_artifacts_quietly(history, folds, data)
+        raise
+    # Stopped early (Ray raises SystemExit in report): save nothing. The driver has
+    # closed the trial's run already, and with actor reuse the next trial may be
+    # drawing in this process; matplotlib's text rendering is not thread-safe.
+    matrix = (loop.matrix if loop.matrix is not None
+              else _save_artifacts(history, folds, data, with_matrix=True))
+    return folds, history, matrix
+
+
+def _build_folds(splits: list[Split], model_factory: Callable[[], nn.Module], s: TrainSettings,
+                 device: torch.device, *, split_seed: int) -> list[_Fold]:
+    """One fresh model, optimiser, schedule and shuffling generator per split, each seeded
+    from the trial's seed and the fold's index."""
+    folds = []
+    for k, (train, val) in enumerate(splits):
+        # The subsample depends on the split seed only, so every trial sees the same one.
+        train = _subsample(train, s.train_fraction,
+                           seed=derive_seed(split_seed, "train_fraction", k))
+        seed = derive_seed(trial_seed(), "fold", k)
+        seed_everything(seed)
+        model = model_factory().to(device)
+        optimizer = build_optimizer(model.parameters(), s)
+        schedule = LRSchedule(optimizer, s, steps_per_epoch=math.ceil(len(train) / s.batch_size))
+        generator = torch.Generator().manual_seed(seed)
+        folds.append(_Fold(k, train, val, model, optimizer, schedule, generator))
+    return folds
 
 
 def _checkpoint_state(

@@ -140,6 +140,43 @@ def suggest_range(suggested: float, lr_at_min: float) -> tuple[float, float]:
     return (float(f"{low:.3g}"), float(f"{high:.3g}"))
 
 
+def _ramp(model: Any, optimizer: Any, batches: Any, loss_fn: Any, s: Any, *, start_lr: float,
+          end_lr: float, steps: int, smoothing: float, diverge_factor: float
+          ) -> tuple[list[float], list[float], list[float], str]:
+    """Raise the LR geometrically, one batch each, until `end_lr` or the loss diverges:
+    ``(lrs, losses, smoothed losses, why it stopped)``."""
+    from torch import nn
+
+    factor = (end_lr / start_lr) ** (1 / (steps - 1))
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    avg, best = 0.0, math.inf
+    for i, (xb, yb) in zip(range(steps), batches):
+        lr = start_lr * factor**i
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch_loss = loss_fn(model(xb), yb)
+        value = float(batch_loss.item())
+        lrs.append(lr)
+        losses.append(value)
+        if not math.isfinite(value):
+            smoothed.append(math.nan)
+            return lrs, losses, smoothed, "non-finite loss"
+        avg = smoothing * avg + (1 - smoothing) * value
+        smooth = avg / (1 - smoothing ** (i + 1))  # bias-corrected running mean
+        smoothed.append(smooth)
+        if smooth > diverge_factor * best:
+            return lrs, losses, smoothed, "diverged"
+        best = min(best, smooth)
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        if s.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        optimizer.step()
+    return lrs, losses, smoothed, "end_lr reached"
+
+
 def lr_range_test(
     model_factory: Callable[[], Any],
     X: Any,
@@ -163,13 +200,12 @@ def lr_range_test(
     >>> r.steps <= 50 and r.range[0] < r.range[1]
     True
 
-    ``model_factory``, ``X``, ``y`` and ``config`` are what :func:`fit_classifier`
-    takes (the optimiser, momentum, weight decay, batch size and gradient
-    clipping of :class:`TrainSettings` are used; ``lr`` and the schedule are
-    not, the test sets the LR itself). Batches come from the training part of
-    the same split :func:`fit_classifier` uses (fold 0 with ``cv``), reshuffled
-    every pass; the validation part is never touched. ``seed`` defaults to
-    :func:`orchestrator.trial_seed`.
+    ``model_factory``, ``X``, ``y`` and ``config`` are what :func:`fit_classifier` takes (the
+    optimiser, momentum, weight decay, batch size and gradient clipping of
+    :class:`TrainSettings` are used; ``lr`` and the schedule are not, the test sets the LR
+    itself). Batches come from the training part of the same split :func:`fit_classifier` uses
+    (fold 0 with ``cv``), reshuffled every pass; the validation part is never touched. ``seed``
+    defaults to :func:`orchestrator.trial_seed`.
     """
     import torch
     from torch import nn
@@ -196,48 +232,22 @@ def lr_range_test(
     loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
     threads = torch.get_num_threads()
     torch.set_num_threads(s.torch_threads)
-    factor = (end_lr / start_lr) ** (1 / (steps - 1))
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    stopped = "end_lr reached"
     try:
         seed_everything(seed)
         model = model_factory().to(device)
         model.train()
         optimizer = build_optimizer(model.parameters(), s)
         generator = torch.Generator().manual_seed(seed)
-        avg, best = 0.0, math.inf
 
         def batches() -> Any:
             while True:  # as many passes over the training part as the test needs
                 yield from data.batches(train, batch_size=s.batch_size, device=device,
                                         generator=generator)
 
-        for i, (xb, yb) in zip(range(steps), batches()):
-            lr = start_lr * factor**i
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch_loss = loss_fn(model(xb), yb)
-            value = float(batch_loss.item())
-            lrs.append(lr)
-            losses.append(value)
-            if not math.isfinite(value):
-                smoothed.append(math.nan)
-                stopped = "non-finite loss"
-                break
-            avg = smoothing * avg + (1 - smoothing) * value
-            smooth = avg / (1 - smoothing ** (i + 1))
-            smoothed.append(smooth)
-            if smooth > diverge_factor * best:
-                stopped = "diverged"
-                break
-            best = min(best, smooth)
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            if s.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            optimizer.step()
+        lrs, losses, smoothed, stopped = _ramp(model, optimizer, batches(), loss_fn, s,
+                                               start_lr=start_lr, end_lr=end_lr, steps=steps,
+                                               smoothing=smoothing,
+                                               diverge_factor=diverge_factor)
     finally:
         torch.set_num_threads(threads)
     if sum(math.isfinite(v) for v in smoothed) < 3:

@@ -48,6 +48,12 @@ RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between retries of one call
 EFFECTIVE_SPEC = "spec.effective.json"  # the spec after --set overrides: what a resume reruns
 FINISH_DEADLINE_S = 60.0  # how long the end of a sweep waits for an unreachable store
 START_TIMEOUT_S = 10.0  # how long the reachability check may take
+# Tags every trial run carries from its sweep (so a trial's run reads alone).
+COMMON_TAGS = ("orch.sweep_id", "orch.hypothesis", "orch.expected", "orch.baseline_id",
+               "orch.method", "orch.scheduler", "orch.git_commit", "orch.git_dirty",
+               "mlflow.source.git.commit")
+# MLflow 3's UI opens an experiment in its GenAI mode unless told it is model development.
+EXPERIMENT_KIND, EXPERIMENT_KIND_ML = "mlflow.experimentKind", "custom_model_development"
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -158,51 +164,77 @@ class Recorder:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(START_TIMEOUT_S)))
-        from mlflow import MlflowClient
-
+        self._connect()
         spec = self.spec
-        try:
-            # MLflow creates a new SQLite store's tables on first use; two sweeps doing
-            # that at once clash ("duplicate column"), so the first use is serialised.
-            with _sqlite_init_lock(self.tracking_uri):
-                self._client = MlflowClient(tracking_uri=self.tracking_uri)
-                exp = self._client.get_experiment_by_name(spec.experiment)
-                if exp is None:
-                    try:
-                        self.experiment_id = self._client.create_experiment(spec.experiment)
-                    except Exception:  # another sweep created it meanwhile
-                        exp = self._client.get_experiment_by_name(spec.experiment)
-                        if exp is None:
-                            raise
-                if exp is not None and exp.lifecycle_stage == "deleted":
-                    raise TrackingError(
-                        f"the experiment {spec.experiment!r} was deleted in "
-                        f"{self.tracking_uri}; restore it (mlflow experiments restore "
-                        f"--experiment-id {exp.experiment_id}) or set `experiment:` to "
-                        "another name")
-                if exp is not None:
-                    self.experiment_id = exp.experiment_id
-        except TrackingError:
-            raise
-        except Exception as exc:  # any failure here means nothing could be recorded
-            raise TrackingError(
-                f"the tracking store {self.tracking_uri} cannot be used: {_short(exc)}. "
-                "Start the server, fix --tracking-uri / MLFLOW_TRACKING_URI, or pass "
-                "--no-tracking to run without records."
-            ) from exc
         if isinstance(spec.baseline, str):
             self.baseline_value = self._baseline_run_value(spec.baseline)
         if resume_parent is not None:
             self._reopen(resume_parent)
             return
         self._open_journal()
+        tags = self._sweep_tags()
+        self._common = {k: tags[k] for k in COMMON_TAGS}
+        try:
+            run = self._client.create_run(self.experiment_id, run_name=spec.name,
+                                          tags={k: _clip(v, MAX_TAG_CHARS)
+                                                for k, v in tags.items() if v})
+        except Exception as exc:
+            raise TrackingError(f"could not create the sweep's run in {self.tracking_uri}: "
+                                f"{_short(exc)}") from exc
+        self.parent_run_id = parent = run.info.run_id
+        settings = self._sweep_settings()
+        self._submit("sweep params", lambda: self._log_params(parent, settings))
+        text = self.spec_text or json.dumps(spec.raw, indent=2, default=str)
+        self._submit("spec artifact", lambda: self._client.log_text(parent, text, "spec.yaml"))
+        effective = json.dumps(spec.effective(), indent=2, sort_keys=True, default=str)
+        self._submit("effective spec", lambda: self._client.log_text(parent, effective,
+                                                                     EFFECTIVE_SPEC))
+        self._start_writer()
+
+    def _connect(self) -> None:
+        """The client and the sweep's experiment (created if new); TrackingError if the store
+        cannot be used, before any trial runs."""
+        from mlflow import MlflowClient
+
+        name = self.spec.experiment
+        try:
+            # MLflow creates a new SQLite store's tables on first use; two sweeps doing
+            # that at once clash ("duplicate column"), so the first use is serialised.
+            with _sqlite_init_lock(self.tracking_uri):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri)
+                exp = self._client.get_experiment_by_name(name)
+                if exp is None:
+                    try:
+                        self.experiment_id = self._client.create_experiment(
+                            name, tags={EXPERIMENT_KIND: EXPERIMENT_KIND_ML})
+                    except Exception:  # another sweep created it meanwhile
+                        exp = self._client.get_experiment_by_name(name)
+                        if exp is None:
+                            raise
+        except Exception as exc:  # any failure here means nothing could be recorded
+            raise TrackingError(
+                f"the tracking store {self.tracking_uri} cannot be used: {_short(exc)}. "
+                "Start the server, fix --tracking-uri / MLFLOW_TRACKING_URI, or pass "
+                "--no-tracking to run without records."
+            ) from exc
+        if exp is not None and exp.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"the experiment {name!r} was deleted in {self.tracking_uri}; restore it "
+                f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or set "
+                "`experiment:` to another name")
+        if exp is not None:
+            self.experiment_id = exp.experiment_id
+
+    def _sweep_tags(self) -> dict[str, str]:
+        spec = self.spec
         commit, dirty = git_state(os.getcwd())
-        tags = {
+        metric = spec.metric
+        return {
             "orch.role": "sweep",
             "orch.sweep_id": self.sweep_id,
             "orch.sweep_name": spec.name,
-            "orch.metric": spec.metric.name,
-            "orch.goal": spec.metric.goal,
+            "orch.metric": metric.name if metric else "",
+            "orch.goal": metric.goal if metric else "",
             "orch.method": spec.method,
             "orch.scheduler": spec.scheduler_name,
             "orch.seed": str(spec.seed),
@@ -217,39 +249,26 @@ class Recorder:
             "mlflow.source.git.commit": commit,
             "mlflow.note.content": spec.description or spec.hypothesis,
         }
-        self._common = {k: tags[k] for k in ("orch.sweep_id", "orch.hypothesis", "orch.expected",
-                                              "orch.baseline_id", "orch.method", "orch.scheduler",
-                                              "orch.git_commit", "orch.git_dirty",
-                                              "mlflow.source.git.commit")}
-        try:
-            run = self._client.create_run(self.experiment_id, run_name=spec.name,
-                                          tags={k: _clip(v, MAX_TAG_CHARS)
-                                                for k, v in tags.items() if v})
-        except Exception as exc:
-            raise TrackingError(f"could not create the sweep's run in {self.tracking_uri}: "
-                                f"{_short(exc)}") from exc
-        self.parent_run_id = run.info.run_id
+
+    def _sweep_settings(self) -> dict[str, Any]:
+        """The sweep's settings as the parent run's params."""
+        spec, metric = self.spec, self.spec.metric
+        gpu = spec.resources.gpu
         settings = {
-            "method": spec.method, "metric": spec.metric.name, "goal": spec.metric.goal,
-            "target": spec.metric.target, "run_cap": spec.run_cap, "seed": spec.seed,
-            "trainable": spec.trainable, "scheduler": spec.scheduler_name,
-            "max_concurrent": spec.max_concurrent, "max_failures": spec.max_failures,
-            "resources.cpu": spec.resources.cpu, "resources.gpu": "auto" if spec.resources.gpu is None else spec.resources.gpu,
+            "method": spec.method, "metric": metric.name if metric else None,
+            "goal": metric.goal if metric else None, "target": metric.target if metric else None,
+            "run_cap": spec.run_cap, "seed": spec.seed, "trainable": spec.trainable,
+            "scheduler": spec.scheduler_name, "max_concurrent": spec.max_concurrent,
+            "max_failures": spec.max_failures, "resources.cpu": spec.resources.cpu,
+            "resources.gpu": "auto" if gpu is None else gpu,
             "cv.folds": spec.cv.folds if spec.cv else None,
         }
-        if spec.early_terminate is not None:
-            et = spec.early_terminate
+        et = spec.early_terminate
+        if et is not None:
             settings.update({"early_terminate.grace_period": et.grace_period,
                              "early_terminate.max_t": et.max_t,
                              "early_terminate.reduction_factor": et.reduction_factor})
-        parent = self.parent_run_id
-        self._submit("sweep params", lambda: self._log_params(parent, settings))
-        text = self.spec_text or json.dumps(spec.raw, indent=2, default=str)
-        self._submit("spec artifact", lambda: self._client.log_text(parent, text, "spec.yaml"))
-        effective = json.dumps(spec.effective(), indent=2, sort_keys=True, default=str)
-        self._submit("effective spec", lambda: self._client.log_text(parent, effective,
-                                                                     EFFECTIVE_SPEC))
-        self._start_writer()
+        return settings
 
     def _open_journal(self) -> None:
         if self.journal_dir is not None:
@@ -275,11 +294,7 @@ class Recorder:
                                 f"{self.tracking_uri}: {_short(exc)}") from exc
         self.parent_run_id = parent_run_id
         self.experiment_id = parent.info.experiment_id
-        self._common = {k: v for k, v in parent.data.tags.items()
-                        if k in ("orch.sweep_id", "orch.hypothesis", "orch.expected",
-                                 "orch.baseline_id", "orch.method", "orch.scheduler",
-                                 "orch.git_commit", "orch.git_dirty",
-                                 "mlflow.source.git.commit")}
+        self._common = {k: v for k, v in parent.data.tags.items() if k in COMMON_TAGS}
         client.update_run(parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         client.set_tag(parent_run_id, "orch.status", "running")
         runs = client.search_runs([self.experiment_id],
@@ -438,8 +453,11 @@ class Recorder:
         }
         tid = rec.trial_id
 
+        run_name = tid if rec.role == "trial" else \
+            (f"baseline-{rec.repeat}" if rec.repeat else "baseline")
+
         def create() -> None:
-            run = self._client.create_run(self.experiment_id, run_name=tid,
+            run = self._client.create_run(self.experiment_id, run_name=run_name,
                                           tags={k: _clip(str(v), MAX_TAG_CHARS)
                                                 for k, v in tags.items() if v})
             self._run_ids[tid] = run.info.run_id

@@ -134,6 +134,13 @@ def test_a_second_resume_at_the_same_time_is_refused_at_once(tmp_path):
     os.kill(first.pid, signal.SIGINT)  # done with it: Ctrl-C
     first.communicate(timeout=120)
     assert first.returncode == 130
+    # A changed spec is refused with the difference shown (a resume runs the same spec).
+    (tmp_path / "changed.yaml").write_text(long.replace("run_cap: 2", "run_cap: 3"))
+    refused = subprocess.run(["orch", "sweep", "changed.yaml", "--resume", "--no-live"],
+                             cwd=tmp_path, env=env(), capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert '-  "run_cap": 2' in refused.stderr and '+  "run_cap": 3' in refused.stderr
     assert busy.returncode == 4, busy.stdout + busy.stderr
     assert "already being run by another orch process" in busy.stderr, busy.stderr
     assert f"pid {first.pid}" in busy.stderr
