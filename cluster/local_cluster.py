@@ -39,15 +39,15 @@ Why the env matters (Ray 2.60, verified against the installed source):
   the path, so it is removed from the nodes' env and must not be set for
   drivers.
 * On Linux Ray rewrites ``127.0.0.1`` in ``--node-ip-address``/``--address``/
-  ``ray.init(address=...)`` into the machine's LAN address.  The nodes are
-  started through a thin wrapper that keeps loopback addresses as given (so
-  the GCS and raylets bind 127.0.0.1 only), and drivers need
+  ``ray.init(address=...)`` into the machine's LAN address, unless
   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (in Ray 2.60 this only makes
-  ``get_node_ip_address()`` return 127.0.0.1) so that they connect to
-  127.0.0.1 too.
+  ``get_node_ip_address()`` return 127.0.0.1): the head and every driver get it,
+  so the GCS binds 127.0.0.1 and drivers connect there. Worker nodes cannot (that
+  setting refuses multi-node clusters): they start through
+  ``orchestrator.engine.raytune._private`` (orch's one module of Ray-private code,
+  checked on every Ray release pyproject admits), which keeps 127.0.0.1 as given.
 
-Linux only (process groups, /proc).  Uses Ray-private helpers in the node
-wrapper; pinned to the Ray version in use (2.60).
+Linux only (process groups, /proc).
 """
 
 # No `from __future__ import annotations`: the file is also loaded by path (its README
@@ -75,38 +75,26 @@ MARKER_ENV = "ORCH_LOCAL_CLUSTER_ID"
 NODE_MARKER_ENV = "ORCH_LOCAL_CLUSTER_NODE"
 DEFAULT_STATE_FILE = Path(tempfile.gettempdir()) / f"orch-local-cluster-{os.getuid()}.json"
 
-# Runs `ray start ...` with loopback addresses kept as given (see module doc).
-_RAY_START_WRAPPER = r"""
-import sys
-import ray._private.services as services
-from ray._common.network_utils import is_localhost
-_orig = services.resolve_ip_for_localhost
-services.resolve_ip_for_localhost = lambda h: h if h and is_localhost(h) else _orig(h)
-from ray.scripts.scripts import main
-sys.argv = ["ray"] + sys.argv[1:]
-sys.exit(main())
-"""
-
-# Prints the cluster's nodes as JSON, polling until `want` nodes are alive.
+# Prints the cluster's nodes as JSON, polling until `want` nodes are alive (public API:
+# a driver joins with ray.init and reads ray.nodes()).
 _NODES_PROBE = r"""
-import json, sys, time
-from ray._raylet import GcsClient
+import json, logging, sys, time
+import ray
 addr, want, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 deadline = time.monotonic() + timeout
-client, last_err, nodes = None, None, []
+last_err, nodes = None, []
 while True:
     try:
-        if client is None:
-            client = GcsClient(address=addr)
-        infos = client.get_all_node_info(timeout=5)
+        if not ray.is_initialized():
+            ray.init(address=addr, logging_level=logging.ERROR, log_to_driver=False)
         nodes = [{
-            "node_id": nid.hex() if hasattr(nid, "hex") else str(nid),
-            "alive": info.state == 0,
-            "address": info.node_manager_address,
-            "is_head": bool(info.is_head_node),
-            "resources": dict(info.resources_total),
-            "labels": dict(info.labels),
-        } for nid, info in infos.items()]
+            "node_id": n["NodeID"],
+            "alive": bool(n["Alive"]),
+            "address": n["NodeManagerAddress"],
+            "is_head": "node:__internal_head__" in n.get("Resources", {}),
+            "resources": dict(n.get("Resources", {})),
+            "labels": dict(n.get("Labels", {})),
+        } for n in ray.nodes()]
         if want < 0 or sum(n["alive"] for n in nodes) == want:
             break
     except Exception as e:  # GCS not up yet / auth error
@@ -317,6 +305,8 @@ class LocalCluster:
         env.update(
             RAY_AUTH_MODE="token",
             RAY_AUTH_TOKEN_PATH=str(self.token_path),
+            # The head keeps its loopback --node-ip-address (binds 127.0.0.1) only then.
+            **({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if name == "head" else {}),
             RAY_USAGE_STATS_ENABLED="0",
             # fast detection of a lost node (defaults: 3 s x 5 failures)
             RAY_health_check_period_ms=str(self.health_check_period_ms),
@@ -384,7 +374,11 @@ class LocalCluster:
     def _launch(self, name: str, args: list[str], resources: dict):
         temp_dir = self.base_dir / ("h" if name == "head" else "w" + name.split("-")[1])
         cmd = [
-            sys.executable, "-c", _RAY_START_WRAPPER, "start",
+            # The head: plain `ray start` (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps it on
+            # 127.0.0.1). Workers: that setting refuses multi-node clusters, so they start
+            # through orch's one module of Ray-private code, which keeps 127.0.0.1 as given.
+            *([sys.executable, "-m", "ray.scripts.scripts", "start"] if name == "head" else
+              [sys.executable, "-m", "orchestrator.engine.raytune._private", "ray-start"]),
             "--node-ip-address", LOOPBACK,
             "--temp-dir", str(temp_dir),
             "--object-store-memory", str(self.object_store_mb * 1024 * 1024),

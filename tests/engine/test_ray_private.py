@@ -86,3 +86,12 @@ def test_a_trial_has_the_temporary_state_that_holds_its_actor():
     trial = Trial("__fake", stub=True)
     assert hasattr(trial, "temporary_state") and hasattr(trial.temporary_state, "ray_actor")
     assert _private.kill_trial_actor(trial) is False  # no actor: nothing to kill
+
+
+def test_ray_start_has_the_address_resolution_the_loopback_wrapper_replaces():
+    import ray._private.services as services
+    from ray._common.network_utils import is_localhost
+    from ray.scripts.scripts import main
+
+    assert callable(services.resolve_ip_for_localhost) and callable(main)
+    assert is_localhost("127.0.0.1") and not is_localhost("192.0.2.7")

@@ -17,6 +17,11 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
    checkpoint manager.
 3. :func:`loopback_effective` — whether Ray's node address will be 127.0.0.1 for
    a local start (Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, on import).
+5. :func:`ray_start_keeping_loopback` — ``cluster/local_cluster.py`` starts worker nodes
+   of a one-machine cluster on 127.0.0.1 (``python -m orchestrator.engine.raytune._private
+   ray-start ...``): ``ray start`` on Linux rewrites a loopback ``--node-ip-address`` into
+   the LAN address, and the setting that stops that (3.) refuses multi-node clusters, so
+   Ray's address resolution is wrapped to keep loopback addresses as given.
 4. :func:`kill_trial_actor` — a trial past its time limit is ended by killing its
    actor (``ray.kill``, public) found through the trial's temporary state: a hung
    trainable never returns to Ray, so stopping it politely would leave its actor busy
@@ -31,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "kill_trial_actor",
-           "loopback_effective", "wrap_session_report"]
+           "loopback_effective", "ray_start_keeping_loopback", "wrap_session_report"]
 
 RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
 
@@ -111,3 +116,29 @@ def kill_trial_actor(trial: Any) -> bool:
         return False
     ray.kill(actor, no_restart=True)
     return True
+
+
+def ray_start_keeping_loopback(argv: list[str]) -> int:
+    """``ray start ARGV`` with loopback addresses kept as given (see 5. above)."""
+    import sys
+
+    import ray._private.services as services
+    from ray._common.network_utils import is_localhost
+    from ray.scripts.scripts import main
+
+    original = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda h: h if h and is_localhost(h) else original(h)
+    sys.argv = ["ray", "start", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # python -m orchestrator.engine.raytune._private ray-start ...
+    import sys
+
+    if sys.argv[1:2] != ["ray-start"]:
+        raise SystemExit("usage: python -m orchestrator.engine.raytune._private ray-start ARGS")
+    raise SystemExit(ray_start_keeping_loopback(sys.argv[2:]))
