@@ -31,11 +31,13 @@ __all__ = ["print_summary", "resume", "sweep", "validate"]
 PREVIEW_CONFIGS = 5  # configs shown by --dry-run
 
 
-def print_verdict(result: Any) -> None:
-    """The sweep's verdict on its hypothesis: confirmed, refuted or inconclusive."""
+def print_verdict(result: Any, verdict: Any = None) -> None:
+    """The sweep's verdict on its hypothesis: confirmed, refuted or inconclusive, and what
+    it judged (one factor, or the best configuration); ``verdict`` when already judged
+    (e.g. by ``orchestrator.method.confirm``)."""
     from orchestrator.method import verdict_for
 
-    v = verdict_for(result)
+    v = verdict if verdict is not None else verdict_for(result)
     color = {"confirmed": "green", "refuted": "red"}.get(v.status, "yellow")
     say(out, "verdict: ", (v.status, f"bold {color}"), f" — {v.reason}")
 
@@ -50,11 +52,20 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
         raise fail(exc, EXIT_INVALID) from None
     say(out, ("✓", "green"), f" {spec}: {s.name} — method {s.method}, {len(s.searched)} "
         f"searched parameter(s), budget {s.run_cap} trial(s)"
-        f"{' (default)' if s.run_cap_defaulted else ''}, metric {s.metric.name} "
-        f"({s.metric.goal}), early stopping {s.scheduler_name}")
+        f"{' (default)' if s.run_cap_defaulted else ''}, {_objectives(s)}, early stopping "
+        f"{s.scheduler_name}")
     say(out, f"  runs: {info.describe()}")
     for note in s.notes:
         say(out, ("  note:", "yellow"), f" {note}")
+
+
+def _objectives(s: Any) -> str:
+    """What the sweep optimises, in words: its metric(s) and goal(s), or none."""
+    metrics = list(s.metrics) or ([s.metric] if s.metric else [])
+    if not metrics:
+        return "no metric (every point runs; no best is named)"
+    words = ", ".join(f"{m.name} ({m.goal})" for m in metrics)
+    return f"metric {words}" if len(metrics) == 1 else f"metrics {words}"
 
 
 def _preview(s: Any) -> list[dict[str, Any]]:
@@ -115,8 +126,8 @@ def sweep(
         say(out, ("note:", "yellow"), f" no run_cap: running {s.run_cap} trials")
     if dry_run:
         say(out, (s.name, "bold"), f": {s.method} over {len(s.searched)} parameter(s), "
-            f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, metric "
-            f"{s.metric.name} ({s.metric.goal}); each trial cpu={s.resources.cpu:g} "
+            f"{s.run_cap} trial(s), early stopping {s.scheduler_name}, {_objectives(s)}; "
+            f"each trial cpu={s.resources.cpu:g} "
             f"gpu={'auto' if s.resources.gpu is None else format(s.resources.gpu, 'g')}")
         for i, cfg in enumerate(_preview(s), 1):
             say(out, f"  config {i}: {cfg}")
@@ -215,8 +226,9 @@ def _finish(result: Any) -> None:
         raise typer.Exit(EXIT_TRIALS_FAILED)
 
 
-def print_summary(result: Any) -> None:
-    """The end-of-sweep summary: best trial, counts, baseline, failures, where records are."""
+def print_summary(result: Any, verdict: Any = None) -> None:
+    """The end-of-sweep summary: best trial, counts, the baseline at matched budgets, the
+    verdict, failures, where records are (``verdict``: one already judged, e.g. confirmed)."""
     s, metric = result.spec, result.metric
     counts = result.counts
     out.print()
@@ -232,12 +244,13 @@ def print_summary(result: Any) -> None:
         say(out, f"best config: {best.config}")
     else:
         say(out, (f"no trial finished with a finite {metric}", "red"))
-    print_verdict(result)  # hypothesis verdict: confirmed / refuted / inconclusive
-    base = result.baseline
-    if base is not None and base.value(metric) is not None:
-        delta = (best.value(metric) - base.value(metric)) if best is not None else None
-        say(out, f"baseline {metric}: {base.value(metric):.5g}"
-            + (f" (best − baseline = {delta:+.5g})" if delta is not None else ""))
+    from orchestrator.method import against_baseline
+    from orchestrator.tracking._review import ui_address
+
+    line = against_baseline(result)  # at the epoch both reached, trial − baseline
+    if line:
+        say(out, line)
+    print_verdict(result, verdict)  # hypothesis verdict: confirmed / refuted / inconclusive
     diagnoses: dict[str, int] = {}
     for r in result.records:
         if r.diagnosis:
@@ -255,7 +268,11 @@ def print_summary(result: Any) -> None:
     if result.tracking_uri:
         say(out, f"records: MLflow {result.tracking_uri} — experiment {s.experiment!r}, "
             f"sweep {result.sweep_id}, parent run {result.parent_run_id}")
-        say(out, "review: orch ui   |   orch ls   |   orch export " + result.sweep_id)
+        if result.tracking_uri.startswith(("http://", "https://")) and result.experiment_id:
+            say(out, "open: " + ui_address(result.tracking_uri, experiment_id=result.experiment_id,
+                                           run_id=result.parent_run_id))  # on the runs, not GenAI
+        say(out, f"review: orch ui   |   orch report {result.sweep_id}   |   orch ls   |   "
+            f"orch export {result.sweep_id}")
         if result.interrupted:
             say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
                 "are kept, the unfinished continue, the rest of the budget runs)")

@@ -33,7 +33,8 @@ def run_sweep(spec: Any, *, address: str | None = None, **kwargs: Any) -> SweepR
 
     A baseline given as a recorded run is checked first, before Ray starts.
     """
-    if isinstance(spec.baseline, str) and kwargs.get("resume") is None:
+    if isinstance(spec.baseline, str) and spec.metric is not None and \
+            kwargs.get("resume") is None:
         from orchestrator.tracking import check_baseline_run
 
         check_baseline_run(spec.baseline.strip(), tracking_uri=kwargs.get("tracking_uri"),

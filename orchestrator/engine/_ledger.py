@@ -68,6 +68,8 @@ class Ledger:
         self.prior_diagnoses: dict[str, str] = {}  # ... and their diagnoses
         self.interrupted = False  # Ctrl-C / SIGTERM / SIGHUP, or the storage failing
         self.storage_problem = ""  # why the storage stopped the sweep, if it did
+        self.ending = ""  # why the whole sweep is being stopped (target, time budget), if it is
+        self.started = time.time()  # the sweep's clock (time_budget_s counts from here)
         self.adopted = False
         self.numbered = 0
         self.thresholds = thresholds or Thresholds()
@@ -131,7 +133,7 @@ class Ledger:
             rec.tags.update({str(k): str(v) for k, v in tags.items()})
         tid = trial.trial_id
         if result.get("done") and tid not in self.guard_failures and tid not in \
-                self.ended_itself:
+                self.ended_itself and not self.ending:
             et = self.spec.early_terminate
             at_max = et is not None and et.type == "asha" and et.max_t is not None \
                 and step >= et.max_t
@@ -147,6 +149,11 @@ class Ledger:
             rec.outcome, rec.error = "failed", self.guard_failures[tid]
         elif rec.stopped_at is not None:
             rec.outcome = "early_stopped"
+        elif self.ending and not rec.last.get("done"):
+            # Ray ended it without its last result: the target was reached or the time
+            # budget ran out while it ran.
+            rec.outcome, rec.stopped_at, rec.stop_reason = "early_stopped", rec.last_step, \
+                self.ending
         else:
             rec.outcome = "completed"
             rec.stop_reason = self.ended_itself.get(tid, "")
@@ -158,6 +165,16 @@ class Ledger:
         rec.error = self.guard_failures.get(trial.trial_id) or error
         rec.traceback = traceback or rec.traceback
         self._finish(rec)
+
+    def on_trial_exploit(self, trial: Any, clone: Any, step: int) -> None:
+        """Population-based training: ``trial`` took ``clone``'s checkpoint at ``step`` and
+        goes on with a perturbed config (recorded: where from, when, and the new config)."""
+        rec = self.record(trial)
+        config, _, _ = unwrap_config(trial.config)
+        if not rec.exploits:  # the schedule starts with the config it was given
+            rec.exploits.append({"step": 1, "from": None, "config": rec.config})
+        rec.exploits.append({"step": step, "from": clone.trial_id, "config": config})
+        rec.config = config
 
     def on_trial_stopped(self, trial: Any, why: str) -> None:
         """Ended by the sweep's own trouble (its storage), not by what the trial did: killed,
@@ -183,9 +200,9 @@ class Ledger:
             del self.records[tid]
         for rec in self.records.values():
             if rec.outcome in ("pending", "running"):
-                if self.target_reached:
+                if self.ending:
                     rec.outcome, rec.stopped_at = "early_stopped", rec.last_step
-                    rec.stop_reason = "the sweep's target was reached"
+                    rec.stop_reason = self.ending
                 else:
                     rec.outcome = "killed"
                     rec.error = rec.error or "sweep interrupted"

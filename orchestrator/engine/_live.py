@@ -102,7 +102,7 @@ class LiveView:
 
     def render(self) -> Group:
         records = list(self.ledger.records.values())
-        metric = self.spec.metric.name
+        metric = self.spec.metric.name if self.spec.metric else ""
         total = self.spec.run_cap + (self.spec.baseline_repeats
                                      if isinstance(self.spec.baseline, dict) else 0)
         counts = {k: sum(r.outcome == k for r in records) for k in ("running", *OUTCOMES)}
@@ -123,16 +123,18 @@ class LiveView:
                          + (f"{best_value:.5g} ({best.trial_id})" if best is not None
                             and best_value is not None else "-"))
         table = Table(expand=False, show_edge=False, pad_edge=False)
-        for col in ("trial", "status", "epoch", metric, *self.columns):
+        shown = [metric] if metric else []
+        for col in ("trial", "status", "epoch", *shown, *self.columns):
             table.add_column(Text(col), overflow="ellipsis", max_width=MAX_CELL, no_wrap=True)
         order = sorted(records, key=lambda r: (r.outcome != "running", -(r.started or 0)))
         for r in order[:MAX_ROWS]:
             flat = flatten(r.config)
-            value = r.value(metric)
+            value = r.value(metric) if metric else None
             table.add_row(Text(r.trial_id[-11:]), Text(r.outcome, STYLE.get(r.outcome, "")),
-                          Text(str(r.epochs)), Text("-" if value is None else f"{value:.4g}"),
+                          Text(str(r.epochs)),
+                          *([Text("-" if value is None else f"{value:.4g}")] if metric else []),
                           *(Text(_fmt(flat.get(c, ""))) for c in self.columns))
-        parts: list[Any] = [head, best_line, table]
+        parts: list[Any] = [head, *([best_line] if metric else []), table]
         if len(order) > MAX_ROWS:
             parts.append(Text(f"… and {len(order) - MAX_ROWS} more trials", "dim"))
         return Group(*parts)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["OUTCOMES", "USABLE", "Outcome", "Resume", "SweepResult", "TrialRecord",
-           "best_record"]
+           "best_record", "feasible", "pareto_front"]
 
 Outcome = Literal["pending", "running", "completed", "early_stopped", "failed", "killed"]
 OUTCOMES: tuple[str, ...] = ("completed", "early_stopped", "failed", "killed")  # how trials end
@@ -65,6 +65,8 @@ class TrialRecord:
     diagnosis_reason: str = ""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     max_step: int = 0  # the highest step any attempt reported
+    # population-based training: each exploit (step, the trial copied, the config after)
+    exploits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
@@ -99,15 +101,49 @@ class TrialRecord:
         return None
 
 
+def feasible(rec: TrialRecord, spec: SweepSpec) -> bool:
+    """Every ``metric_constraints`` rule holds on the trial's last values (a constraint
+    metric it never reported makes it infeasible)."""
+    for rule in spec.metric_constraints:
+        value = rec.value(rule.metric)
+        if value is None or not rule.holds(value):
+            return False
+    return True
+
+
 def best_record(records: list[TrialRecord], spec: SweepSpec) -> TrialRecord | None:
-    """The best searched trial (never the baseline) by the metric's last finite value."""
+    """The best searched trial (never the baseline, never an infeasible one) by the metric's
+    last finite value; None without a metric."""
+    if spec.metric is None:
+        return None
     metric, sign = spec.metric.name, (1 if spec.metric.goal == "minimize" else -1)
     scored = [(r.value(metric), r) for r in records
-              if r.role == "trial" and r.outcome in USABLE]
+              if r.role == "trial" and r.outcome in USABLE and feasible(r, spec)]
     scored = [(v, r) for v, r in scored if v is not None]
     if not scored:
         return None
     return min(scored, key=lambda vr: sign * vr[0])[1]
+
+
+def pareto_front(records: list[TrialRecord], spec: SweepSpec) -> list[TrialRecord]:
+    """The searched, feasible trials no other one beats on every objective (``metrics:``),
+    in their order; empty for a single objective."""
+    if len(spec.metrics) < 2:
+        return []
+    signs = [1.0 if m.goal == "minimize" else -1.0 for m in spec.metrics]
+    points = []
+    for r in records:
+        if r.role != "trial" or r.outcome not in USABLE or not feasible(r, spec):
+            continue
+        values = [r.value(m.name) for m in spec.metrics]
+        if all(v is not None for v in values):
+            points.append((r, [s * v for s, v in zip(signs, values)]))  # all minimised
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x <= y for x, y in zip(b, a)) and any(x < y for x, y in zip(b, a))
+                   for _, b in points)
+
+    return [r for r, p in points if not dominated(p)]
 
 
 @dataclass
@@ -134,7 +170,17 @@ class SweepResult:
 
     @property
     def metric(self) -> str:
-        return self.spec.metric.name
+        return self.spec.metric.name if self.spec.metric else ""
+
+    @property
+    def feasible_ids(self) -> set[str]:
+        """The trials every ``metric_constraints`` rule holds for (all, without constraints)."""
+        return {r.trial_id for r in self.records if feasible(r, self.spec)}
+
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        """Multi-objective sweeps: the trials on the Pareto front (see :func:`pareto_front`)."""
+        return pareto_front(self.records, self.spec)
 
     @property
     def best(self) -> TrialRecord | None:
@@ -169,7 +215,8 @@ class SweepResult:
                 "role": r.role,
                 "outcome": r.outcome,
                 "epochs": r.epochs,
-                self.metric: r.value(self.metric),
+                **{m.name: r.value(m.name) for m in
+                   (self.spec.metrics or ((self.spec.metric,) if self.spec.metric else ()))},
                 "duration_s": (r.ended - r.started) if r.started and r.ended else None,
                 "diagnosis": r.diagnosis,
                 "attempts": len(r.attempts) + 1,

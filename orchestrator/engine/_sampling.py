@@ -7,9 +7,12 @@ parameter is asked for only when its condition holds, so it is absent from
 the config otherwise, and TPE models it over the trials where it exists.
 
 W&B distributions Optuna lacks are sampled through a uniform variable the
-sampler sees, mapped by the inverse CDF (``normal`` family) or a cumulative
-table (``values`` with ``probabilities``); the mapping is monotone, so
-samplers and importance analysis still see a faithful ordering.
+sampler sees, mapped by W&B's inverse CDF (:func:`inverse_cdf`: the ``normal``
+family, ``inv_log_uniform`` and ``inv_log_uniform_values``, ``beta`` and
+``q_beta``) or a cumulative table (``values`` with ``probabilities``); the
+mapping is monotone, so samplers and importance analysis still see a faithful
+ordering. Every ``q_*`` value is W&B's ``round(X / q) * q`` of the draw, so
+``q_uniform``'s two end values are half as likely as the inner ones.
 
 Imports Optuna only when a sampler is made; never Ray.
 """
@@ -24,14 +27,23 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
-from orchestrator.sweepspec import Parameter, SweepSpec
+from orchestrator.sweepspec import DEFAULT_Q, Parameter, SweepSpec
 from orchestrator.sweepspec import active, quantize, sampling_order
 
-__all__ = ["NORMAL_EPS", "OPTUNA_SEP", "OptunaSpace", "make_sampler"]
+__all__ = ["NORMAL_EPS", "OPTUNA_SEP", "UNIFORM_VARIABLE", "OptunaSpace", "inverse_cdf",
+           "make_sampler"]
 
 NORMAL_EPS = 1e-6  # the uniform variable behind normal draws stays in (eps, 1 - eps)
 OPTUNA_SEP = "/"  # Ray's unflatten_dict splits Optuna parameter names on "/"
 _PRIMITIVE = (type(None), bool, int, float, str)
+# Distributions sampled through a uniform variable the sampler sees, mapped by the inverse
+# CDF; its range. The normal family's tails are cut at NORMAL_EPS (the inverse CDF of 0 or 1
+# is infinite); the others map the closed interval to their bounds.
+UNIFORM_VARIABLE: dict[str, tuple[float, float]] = {
+    **{d: (NORMAL_EPS, 1.0 - NORMAL_EPS) for d in ("normal", "q_normal", "log_normal",
+                                                   "q_log_normal")},
+    **{d: (0.0, 1.0) for d in ("inv_log_uniform", "inv_log_uniform_values", "beta", "q_beta")},
+}
 
 
 class OptunaSpace:
@@ -74,24 +86,51 @@ class OptunaSpace:
         if d == "uniform":
             return trial.suggest_float(name, p.min, p.max)
         if d == "q_uniform":
-            q, lo, hi = p.q or 1.0, float(p.min), float(p.max)  # type: ignore[arg-type]
-            steps = (hi - lo) / q
-            if abs(lo / q - round(lo / q)) < 1e-9 and abs(steps - round(steps)) < 1e-9:
-                return quantize(trial.suggest_float(name, lo, hi, step=q), q)
-            return quantize(trial.suggest_float(name, lo, hi), q)
+            # W&B's rule: a uniform draw rounded to a multiple of q, so the two end values
+            # are half as likely as the inner ones (not Optuna's equally likely steps).
+            return quantize(trial.suggest_float(name, float(p.min), float(p.max)),  # type: ignore[arg-type]
+                            p.q or DEFAULT_Q)
         if d in ("log_uniform", "q_log_uniform"):
             x = trial.suggest_float(name, math.exp(p.min), math.exp(p.max), log=True)  # type: ignore[arg-type]
             return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         if d in ("log_uniform_values", "q_log_uniform_values"):
             x = trial.suggest_float(name, p.min, p.max, log=True)
             return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
-        if d in ("normal", "q_normal", "log_normal", "q_log_normal"):
-            u = trial.suggest_float(name, NORMAL_EPS, 1.0 - NORMAL_EPS)
-            x = p.mu + p.sigma * NormalDist().inv_cdf(u)
-            if d.endswith("log_normal"):
-                x = math.exp(x)
+        if d in UNIFORM_VARIABLE:
+            u = trial.suggest_float(name, *UNIFORM_VARIABLE[d])
+            x = inverse_cdf(p, u)
             return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         raise ValueError(f"unknown distribution {d!r} for parameter {p.name!r}")
+
+
+def inverse_cdf(p: Parameter, u: float) -> float:
+    """The value at quantile ``u`` of ``p``'s distribution, before quantization, as W&B
+    defines it (wandb/sweeps ``params.py``); increasing in ``u``.
+
+    ``inv_log_uniform``: ``X = exp(-V)``, ``V`` uniform on ``[min, max]`` (so ``log(1/X)``
+    is uniform); ``inv_log_uniform_values``: the same with ``V`` on ``[log(1/max),
+    log(1/min)]``, i.e. ``X`` in ``[min, max]``; ``beta``: scipy's beta(a, b) on [0, 1];
+    the normal family: ``mu + sigma * Phi^-1(u)`` (exponentiated for log_normal).
+
+    >>> from orchestrator.sweepspec import Parameter
+    >>> p = Parameter("t", "inv_log_uniform_values", min=0.1, max=10.0)
+    >>> round(inverse_cdf(p, 0.0), 9), round(inverse_cdf(p, 0.5), 9), round(inverse_cdf(p, 1.0), 9)
+    (0.1, 1.0, 10.0)
+    """
+    d = p.distribution
+    if d in ("normal", "q_normal", "log_normal", "q_log_normal"):
+        x = p.mu + p.sigma * NormalDist().inv_cdf(u)
+        return math.exp(x) if d.endswith("log_normal") else x
+    if d == "inv_log_uniform":
+        return math.exp(-(p.min + (1.0 - u) * (p.max - p.min)))  # type: ignore[operator]
+    if d == "inv_log_uniform_values":
+        lo, hi = -math.log(p.max), -math.log(p.min)  # type: ignore[arg-type]
+        return math.exp(-(lo + (1.0 - u) * (hi - lo)))
+    if d in ("beta", "q_beta"):
+        from scipy import stats
+
+        return float(stats.beta.ppf(u, p.a, p.b))
+    raise ValueError(f"distribution {d!r} of parameter {p.name!r} has no inverse CDF here")
 
 
 def make_sampler(spec: SweepSpec) -> Any:

@@ -17,6 +17,8 @@ Grammar (whitespace free)::
 
 Anything else is not a rule: :func:`parse_rule` returns None and the text is
 kept as the plain-language expectation (the verdict is then inconclusive).
+``metric_constraints:`` are rules of the same grammar against a number
+(``n_params <= 50000``); a constraint against the baseline is refused there.
 """
 
 from __future__ import annotations

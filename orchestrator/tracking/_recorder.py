@@ -267,6 +267,8 @@ class Recorder:
         if et is not None:
             settings.update({"early_terminate.grace_period": et.grace_period,
                              "early_terminate.max_t": et.max_t,
+                             "early_terminate.rungs": list(et.rungs),
+                             "early_terminate.strict": et.strict,
                              "early_terminate.reduction_factor": et.reduction_factor})
         return settings
 
@@ -312,8 +314,8 @@ class Recorder:
             if tid in journal:
                 self._refill(tid, run.info.run_id, journal[tid])
             else:  # recorded before journals, or the journal is gone: ask the store
-                steps = [m.step for m in client.get_metric_history(run.info.run_id,
-                                                                   self.spec.metric.name)]
+                first = self.spec.metric.name if self.spec.metric else "training_iteration"
+                steps = [m.step for m in client.get_metric_history(run.info.run_id, first)]
                 self._stored_max[tid] = max(steps, default=0)
         # Trials the journal knows whose run was never created (the store hung): their
         # points go into the run they get when Ray starts or adopts them.
@@ -355,18 +357,20 @@ class Recorder:
         """
         spec, parent = self.spec, self.parent_run_id
         base = result.baseline
-        if base is not None and base.value(spec.metric.name) is not None:
-            self.baseline_value = base.value(spec.metric.name)
+        name = spec.metric.name if spec.metric else ""
+        if base is not None and name and base.value(name) is not None:
+            self.baseline_value = base.value(name)
         if self.baseline_value is not None:
             for rec in result.records:
                 self._delta(rec)
+        self._verdict_per_trial(result)
         best = result.best
         counts = result.counts
         metrics = {f"trials_{k}": float(v) for k, v in counts.items()}
         metrics["trials_total"] = float(len(result.records))
         tags = {"orch.status": "killed" if result.interrupted else "finished"}
         if best is not None:
-            metrics[f"best_{spec.metric.name}"] = float(best.value(spec.metric.name))  # type: ignore[arg-type]
+            metrics[f"best_{name}"] = float(best.value(name))  # type: ignore[arg-type]
             tags["orch.best_trial_id"] = best.trial_id
             tags["orch.best_config"] = _clip(json.dumps(best.config, sort_keys=True,
                                                         default=str), MAX_TAG_CHARS)
@@ -376,7 +380,7 @@ class Recorder:
             self.warnings.append(
                 f"the baseline run {spec.baseline} was trained on a different data split "
                 f"(fingerprint {self.baseline_fingerprint} vs {', '.join(sorted(prints))}): "
-                f"delta_{spec.metric.name} compares unlike with unlike")
+                f"delta_{name} compares unlike with unlike")
             tags["orch.split_mismatch"] = "true"
         if result.target_reached:
             tags["orch.target_reached"] = "true"
@@ -506,6 +510,11 @@ class Recorder:
             tags["orch.stop_reason"] = rec.stop_reason
         tags["orch.attempts"] = str(len(rec.attempts) + 1)
         attempts = json.dumps(rec.attempts, indent=1, default=str) if rec.attempts else ""
+        schedule = ""
+        if rec.exploits:  # population-based training: where it copied from, its configs
+            tags["orch.pbt.exploits"] = str(len(rec.exploits) - 1)
+            tags["orch.pbt.exploited_from"] = str(rec.exploits[-1]["from"])
+            schedule = json.dumps(rec.exploits, indent=1, default=str)
         status = {"completed": "FINISHED", "early_stopped": "FINISHED",
                   "failed": "FAILED", "killed": "KILLED"}.get(rec.outcome, "FINISHED")
         artifacts = self._artifact_folder(rec)
@@ -523,6 +532,8 @@ class Recorder:
                 self._client.log_text(run_id, error_text, "error.txt")
             if attempts:  # the failed attempts before the last, each with its error
                 self._client.log_text(run_id, attempts, "attempts.json")
+            if schedule:
+                self._client.log_text(run_id, schedule, "pbt_schedule.json")
             if artifacts is not None:
                 self._client.log_artifacts(run_id, str(artifacts))
             self._client.set_terminated(run_id, status=status)
@@ -534,6 +545,8 @@ class Recorder:
     # ------------------------------------------------------------------ helpers
 
     def _delta(self, rec: TrialRecord) -> None:
+        if self.spec.metric is None:
+            return
         value = rec.value(self.spec.metric.name)
         if value is None or self.baseline_value is None:
             return
@@ -549,6 +562,29 @@ class Recorder:
                                                        rec.epochs)])
 
         self._submit(f"{name} of trial {tid}", log)
+
+    def _verdict_per_trial(self, result: SweepResult) -> None:
+        """``orch.pareto`` (multi-objective) and ``orch.feasible`` (constraints) on every trial
+        run: known only once the sweep has ended."""
+        spec = self.spec
+        front = {r.trial_id for r in result.pareto}
+        ok = result.feasible_ids
+        for rec in result.records:
+            tags: dict[str, str] = {}
+            if spec.multi_objective and rec.role == "trial":
+                tags["orch.pareto"] = "true" if rec.trial_id in front else "false"
+            if spec.metric_constraints:
+                tags["orch.feasible"] = "true" if rec.trial_id in ok else "false"
+            if tags:
+                self._submit(f"tags of trial {rec.trial_id}",
+                             lambda tid=rec.trial_id, t=tags: self._tag_trial(tid, t))
+
+    def _tag_trial(self, tid: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if tid in self._run_ids:
+            self._client.log_batch(self._run_ids[tid],
+                                   tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _baseline_run_value(self, run_id: str) -> float:
         from orchestrator.tracking._baseline import check_baseline_run

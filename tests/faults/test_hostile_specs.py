@@ -63,7 +63,7 @@ REFUSED = [
     ("experiment", "e" * 201), ("experiment", "a\nb"), ("experiment", "abc\n"),
     ("hypothesis", "h" * 5001), ("expected", "e" * 5001), ("description", "d" * 5001),
     ("parameters", {"../x": {"value": 1}}), ("parameters", {"a/b": {"value": 1}}),
-    ("parameters", {"λ": {"value": 1}}), ("parameters", {"a.b": {"value": 1}}),
+    ("parameters", {"λ": {"value": 1}}), ("parameters", {"a..b": {"value": 1}}),
     ("parameters", {"": {"value": 1}}), ("parameters", {"p" * 101: {"value": 1}}),
     ("parameters", {"g": {"parameters": {"..": {"value": 1}}}}),
     pytest.param("parameters", {"lr\n": {"value": 1}}),

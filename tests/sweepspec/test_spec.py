@@ -91,7 +91,9 @@ BAD = [
      "early_terminate.type", "unknown early_terminate type 'bohb'"),
     ("grace > max_t", {"early_terminate": {"type": "asha", "grace_period": 10, "max_t": 5}},
      "early_terminate.max_t", "grace_period <= max_t"),
-    ("eta <= 1", {"early_terminate": {"type": "hyperband", "eta": 1}},
+    ("eta <= 1", {"early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 1}},
+     "early_terminate.eta", "must be > 1"),
+    ("reduction_factor <= 1", {"early_terminate": {"type": "asha", "reduction_factor": 0.5}},
      "early_terminate.reduction_factor", "must be > 1"),
     ("alias conflict", {"early_terminate": {"type": "asha", "max_t": 9, "max_iter": 10}},
      "early_terminate.max_iter", "same setting"),
@@ -210,11 +212,16 @@ def test_nested_parameters_become_dotted_names():
 
 
 def test_defaults_and_aliases():
-    s = load_spec(spec_with(early_terminate={"type": "hyperband", "min_iter": 2, "max_iter": 9,
+    s = load_spec(spec_with(early_terminate={"type": "asha", "min_iter": 2, "max_iter": 9,
                                              "eta": 2}))
     et = s.early_terminate
     assert (et.type, et.grace_period, et.max_t, et.reduction_factor) == ("asha", 2, 9, 2.0)
-    assert any("hyperband runs as ASHA" in n for n in s.notes)
+    assert et.rungs == (2, 4, 8)
+    s = load_spec(spec_with(early_terminate={"type": "hyperband", "min_iter": 2, "max_iter": 9,
+                                             "eta": 2}))
+    et = s.early_terminate
+    assert (et.type, et.requested_as, et.max_t, et.rungs) == ("asha", "hyperband", None, (2, 4))
+    assert any("on Ray's ASHA" in n and "[2, 4]" in n for n in s.notes)
     assert s.run_cap == DEFAULT_RUN_CAP and s.run_cap_defaulted
     assert s.experiment == s.name == "sweep"
     assert load_spec(spec_with(num_samples=7)).run_cap == 7

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 import traceback as tb
 from pathlib import Path
 from typing import Any
@@ -50,34 +51,49 @@ class Guard(Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         ledger = self.ledger
-        metric = ledger.spec.metric
+        spec = ledger.spec
         if result.get("done") and trial_id not in ledger.ended_itself:
             # Before any scheduler: only the trainable (returning, or reporting done) sets it.
             ledger.ended_itself[trial_id] = "the trainable ended itself (returned, or done)"
-        if metric.name not in result:
-            reported = sorted(k for k in result if k not in RAY_RESULT_KEYS)
-            ledger.guard_failures[trial_id] = (
-                f"MetricMissingError: the sweep's metric {metric.name!r} was not reported; "
-                f"the trainable reported: {', '.join(reported) or 'nothing'}. Set "
-                "`metric.name` to one of these, or report it."
-            )
-            return True
-        value = as_number(result[metric.name])
-        if value is None or not math.isfinite(value):
-            kind = "NonFiniteMetricError" if value is not None else "MetricMissingError"
-            what = "the trial diverged" if value is not None else "it must be a number"
-            ledger.guard_failures[trial_id] = (
-                f"{kind}: metric {metric.name!r} is {result[metric.name]!r} at report "
-                f"{result.get('training_iteration')}: {what}"
-            )
-            return True
+        for metric in (spec.metrics or ((spec.metric,) if spec.metric else ())):
+            problem = _metric_problem(metric.name, result)
+            if problem:
+                ledger.guard_failures[trial_id] = problem
+                return True
+        for key, threshold in spec.stop:  # Ray's `stop=` meaning: stop once value >= it
+            value = as_number(result.get(key))
+            if value is not None and value >= threshold:
+                ledger.ended_itself.setdefault(trial_id, f"stop: {key} reached {threshold:g}")
+                return True
         rec = ledger.records.get(trial_id)
-        if metric.reached(value) and (rec is None or rec.role == "trial"):
+        if spec.metric is not None and spec.metric.reached(float(result[spec.metric.name])) \
+                and (rec is None or rec.role == "trial"):
             ledger.target_reached = True  # the baseline reaching it proves nothing
+            ledger.ending = ledger.ending or "the sweep's target was reached"
         return False
 
     def stop_all(self) -> bool:
-        return self.ledger.target_reached
+        ledger = self.ledger
+        budget = ledger.spec.time_budget_s
+        if budget and not ledger.ending and time.time() - ledger.started > budget:
+            ledger.ending = f"the sweep's time budget ({budget:g} s) ran out"
+        return bool(ledger.ending)
+
+
+def _metric_problem(name: str, result: dict[str, Any]) -> str:
+    """Why a result cannot be judged on metric ``name`` ("" when it can)."""
+    if name not in result:
+        reported = sorted(k for k in result if k not in RAY_RESULT_KEYS)
+        return (f"MetricMissingError: the sweep's metric {name!r} was not reported; the "
+                f"trainable reported: {', '.join(reported) or 'nothing'}. Set `metric.name` "
+                "to one of these, or report it.")
+    value = as_number(result[name])
+    if value is None or not math.isfinite(value):
+        kind = "NonFiniteMetricError" if value is not None else "MetricMissingError"
+        what = "the trial diverged" if value is not None else "it must be a number"
+        return (f"{kind}: metric {name!r} is {result[name]!r} at report "
+                f"{result.get('training_iteration')}: {what}")
+    return ""
 
 
 class TuneCallback(Callback):
@@ -103,6 +119,16 @@ class TuneCallback(Callback):
     def on_experiment_end(self, trials, **info):  # type: ignore[no-untyped-def]
         # A resumed sweep whose trials had all ended never steps: adopt them here.
         self._adopt_once(trials)
+        # Ray ends some trials without telling callbacks (a reused actor that cannot be
+        # reset fails the trial silently): settle what the ledger still has as running.
+        for trial in trials:
+            rec = self.ledger.records.get(trial.trial_id)
+            if rec is None or rec.outcome != "running":
+                continue
+            if trial.status == "ERROR":
+                self.on_trial_error(0, trials, trial)
+            elif trial.status == "TERMINATED":
+                self.ledger.on_trial_complete(trial)
 
     def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
         self.ledger.on_trial_start(trial)
@@ -207,6 +233,12 @@ def describe_error(trial: Any, *, node_id: str = "", artifact_dir: str = "") -> 
     where = node_id or getattr(trial, "node_ip", "") or "unknown"
     if names & set(_NODE_GONE) or "NodeDiedError" in text:
         return f"the node running this trial was lost (node {where}): {message}", full
+    if "failed to import on the worker" in text:
+        cause = next((ln.strip() for ln in reversed(text.splitlines())
+                      if "Error" in ln and "failed to import" not in ln), "")
+        return (f"the trial's worker could not import the trainable ({cause or message}); it "
+                "must be importable on every node: a module in the folder orch runs from, "
+                "or an installed package", full)
     if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE) or \
             "worker process has died" in text:
         crash = _crash(artifact_dir)

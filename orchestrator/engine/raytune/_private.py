@@ -22,6 +22,12 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
    ray-start ...``): ``ray start`` on Linux rewrites a loopback ``--node-ip-address`` into
    the LAN address, and the setting that stops that (3.) refuses multi-node clusters, so
    Ray's address resolution is wrapped to keep loopback addresses as given.
+6. :func:`set_constraints` — ``metric_constraints`` reach Optuna's constrained samplers
+   as a user attribute of the finished trial, set before Ray's ``OptunaSearch`` tells
+   the study: that needs the Optuna trial it keeps per Tune trial (``_ot_trials``).
+7. :func:`population_scheduler_class` — Ray's PopulationBasedTraining and PB2, with
+   their ``_exploit`` step (private) wrapped to tell orch's ledger which trial copied
+   which, at which step, into which config.
 4. :func:`kill_trial_actor` — a trial past its time limit is ended by killing its
    actor (``ray.kill``, public) found through the trial's temporary state: a hung
    trainable never returns to Ray, so stopping it politely would leave its actor busy
@@ -36,7 +42,9 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "kill_trial_actor",
-           "loopback_effective", "ray_start_keeping_loopback", "wrap_session_report"]
+           "loopback_effective", "population_scheduler_class", "ray_start_keeping_loopback",
+           "set_constraints",
+           "wrap_session_report"]
 
 RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
 
@@ -134,6 +142,43 @@ def ray_start_keeping_loopback(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+CONSTRAINTS_ATTR = "orch_constraints"  # the user attribute Optuna's constraints_func reads
+
+
+def set_constraints(searcher: Any, trial_id: str, values: list[float]) -> None:
+    """Attach a trial's constraint values to the Optuna trial Ray's OptunaSearch keeps."""
+    ot_trial = getattr(searcher, "_ot_trials", {}).get(trial_id)
+    if ot_trial is not None:
+        ot_trial.set_user_attr(CONSTRAINTS_ATTR, values)
+
+
+def population_scheduler_class(kind: str) -> type:
+    """PopulationBasedTraining (``"pbt"``) or PB2 (``"pb2"``), telling the sweep's ledger
+    of each exploit: ``ledger.on_trial_exploit(trial, clone, step)``."""
+    if kind == "pb2":
+        from ray.tune.schedulers.pb2 import PB2 as base
+    else:
+        from ray.tune.schedulers import PopulationBasedTraining as base
+
+    class Recorded(base):  # type: ignore[misc, valid-type]
+        def __init__(self, sweep_id: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.sweep_id = sweep_id
+
+        def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+            super()._exploit(tune_controller, trial, trial_to_clone)
+            from orchestrator.engine.raytune._callbacks import LEDGERS
+
+            ledger = LEDGERS.get(self.sweep_id)
+            if ledger is not None:
+                ledger.on_trial_exploit(trial, trial_to_clone,
+                                        int(trial_to_clone.last_result.get(
+                                            "training_iteration", 0)))
+
+    Recorded.__name__ = Recorded.__qualname__ = f"Orch{base.__name__}"
+    return Recorded
 
 
 if __name__ == "__main__":  # python -m orchestrator.engine.raytune._private ray-start ...

@@ -42,7 +42,7 @@ from orchestrator.engine.raytune._start import (
     ensure_ray,
     trial_resources,
 )
-from orchestrator.engine.raytune._trial import make_trial_function
+from orchestrator.engine.raytune._trial import make_trial_class, make_trial_function
 from orchestrator.errors import OrchError
 from orchestrator.sweepspec import SweepSpec
 
@@ -188,7 +188,9 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
 
     search_alg, param_space, num_samples = build_search(spec, configs)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
-    trial_fn = make_trial_function(fn, metric=spec.metric.name, sweep_seed=spec.seed,
+    metric = spec.metric.name if spec.metric else None
+    wrap = make_trial_class if isinstance(fn, type) else make_trial_function
+    trial_fn = wrap(fn, metric=metric, sweep_seed=spec.seed,
                                    split_seed=cv["seed"] if cv else spec.seed, cv=cv,
                                    artifact_root=experiment_path if "://" not in storage
                                    else None)
@@ -205,14 +207,14 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric.name,
-            mode=spec.metric.mode,
+            metric=metric,
+            mode=spec.metric.mode if spec.metric else None,
             search_alg=search_alg,
             scheduler=build_scheduler(spec, sweep_id),
             num_samples=num_samples,
             max_concurrent_trials=None if isinstance(search_alg, SearchAlgorithm)
             and not isinstance(search_alg, Searcher) else spec.max_concurrent,
-            reuse_actors=True,
+            reuse_actors=_reusable(fn),
             trial_dirname_creator=lambda t: t.trial_id,
         ),
         run_config=tune.RunConfig(
@@ -221,7 +223,11 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             stop=Guard(sweep_id),
             callbacks=[TuneCallback(sweep_id)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            # A class trainable (tune.Trainable) is checkpointed every step by Ray; a function
+            # checkpoints itself when it reports (orch's toolkit does, every epoch).
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=CHECKPOINTS_KEPT,
+                checkpoint_frequency=1 if isinstance(fn, type) else 0),
             verbose=0,
             log_to_file=False,
         ),
@@ -271,6 +277,16 @@ def _quiet_ray_advice() -> None:
     # Optuna, which warns and keeps the first value (as orch's record does).
     warnings.filterwarnings("ignore", message="The reported value is ignored because this",
                             category=UserWarning)
+
+
+def _reusable(fn: Any) -> bool:
+    """Actors are reused between trials (a second saved per trial) unless the trainable is a
+    class that cannot be reset (Ray then fails the next trial it runs on that actor)."""
+    if not isinstance(fn, type):
+        return True
+    from ray.tune import Trainable
+
+    return getattr(fn, "reset_config", None) is not Trainable.reset_config
 
 
 def _install_interrupt_handlers(ledger: Ledger) -> dict[int, Any]:

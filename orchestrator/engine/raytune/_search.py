@@ -10,37 +10,57 @@ Early stopping is Ray's ``ASHAScheduler`` or ``MedianStoppingRule``.
 from __future__ import annotations
 
 import os
+import warnings
 # Ray Tune's own searcher checkpoints are pickles; we read only files we wrote.
 import pickle  # nosec B403
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
 from orchestrator.engine._ledger import GRID_KEY, REPEAT_KEY, ROLE_KEY, unwrap_config
 from orchestrator.engine._sampling import OptunaSpace, make_sampler
-from orchestrator.engine.raytune._private import kill_trial_actor
-from orchestrator.sweepspec import SweepSpec
-from orchestrator.sweepspec import baseline_config, grid_configs, nest
+from orchestrator.engine.raytune._private import kill_trial_actor, set_constraints
+from orchestrator.sweepspec import (
+    POPULATION_METHODS,
+    SweepSpec,
+    baseline_config,
+    grid_configs,
+    nest,
+)
 
-__all__ = ["BaselineFirst", "Referee", "build_scheduler", "build_search"]
+__all__ = ["BaselineFirst", "OrchSearcher", "Referee", "build_scheduler", "build_search",
+           "constraint_values"]
 
 
-class BaselineFirst(Searcher):
-    """Suggests the baseline config first (``repeats`` times, distinct seeds), then
-    defers to the wrapped searcher.
+NO_METRIC = "_orch_no_metric"  # what Optuna is told for a sweep without a metric (random)
 
-    The baseline's results are not told to the wrapped searcher: the baseline may
-    lie outside the searched space.
+
+class OrchSearcher(Searcher):
+    """Ray's ``OptunaSearch``, with what a sweep spec adds to it:
+
+    * the baseline is suggested first (``repeats`` times, distinct seeds), and its
+      results are never told to Optuna (the baseline may lie outside the space);
+    * a failed trial counts as ``metric.impute`` says (W&B's rule): ``worst`` (the
+      default) or ``best`` value seen so far, or the trial's ``latest`` value; Ray
+      would tell Optuna nothing (a FAILED trial TPE ignores, so it samples there again);
+    * ``metric_constraints`` become Optuna's constraints (``<= 0`` is feasible), set on
+      each finished trial before Optuna is told of it;
+    * without a metric (``random`` may have none) Optuna is told a constant.
     """
 
-    def __init__(self, inner: Any, baseline: dict[str, Any], repeats: int = 1) -> None:
+    def __init__(self, inner: Any, spec: SweepSpec, baseline: dict[str, Any] | None = None,
+                 repeats: int = 1) -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
+        self.spec = spec
         self.baseline = baseline
-        self.repeats = repeats
+        self.repeats = repeats if baseline is not None else 0
         self.baseline_trials: list[str] = []
+        self.last: dict[str, dict[str, Any]] = {}  # trial id -> its latest result
+        self.seen: list[float] = []  # the first metric's final values, for impute
 
     def set_search_properties(self, metric, mode, config, **spec):  # type: ignore[no-untyped-def]
         # metric and mode were fixed at construction (see build_search): forward only.
@@ -50,16 +70,46 @@ class BaselineFirst(Searcher):
         if len(self.baseline_trials) < self.repeats:
             repeat = len(self.baseline_trials)
             self.baseline_trials.append(trial_id)
-            return baseline_point(self.baseline, repeat)
+            return baseline_point(self.baseline or {}, repeat)
         return self.inner.suggest(trial_id)
 
+    def _told(self, result: dict | None) -> dict | None:
+        if result is not None and self.spec.metric is None:
+            result = {**result, NO_METRIC: 0.0}
+        return result
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self.baseline_trials:
-            self.inner.on_trial_result(trial_id, result)
+        if trial_id in self.baseline_trials:
+            return
+        self.last[trial_id] = result
+        self.inner.on_trial_result(trial_id, self._told(result))
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:  # type: ignore[no-untyped-def]
-        if trial_id not in self.baseline_trials:
-            self.inner.on_trial_complete(trial_id, result=result, error=error)
+        if trial_id in self.baseline_trials:
+            return
+        result = result or self.last.get(trial_id)
+        metric = self.spec.metric
+        if error and metric is not None:
+            result, error = self._imputed(trial_id, result), False
+        elif result is not None and metric is not None and metric.name in result:
+            self.seen.append(float(result[metric.name]))
+        if result is not None and self.spec.metric_constraints:
+            set_constraints(self.inner, trial_id, constraint_values(self.spec, result))
+        self.inner.on_trial_complete(trial_id, result=self._told(result), error=error)
+        self.last.pop(trial_id, None)
+
+    def _imputed(self, trial_id: str, result: dict | None) -> dict | None:
+        """A failed trial's value for the searcher (None: nothing to count it as yet)."""
+        metric = self.spec.metric
+        names = [m.name for m in self.spec.metrics] or [metric.name]
+        if metric.impute == "latest" and result and all(n in result for n in names):
+            return dict(result)
+        if not self.seen:
+            return None
+        worst = max(self.seen) if metric.goal == "minimize" else min(self.seen)
+        best = min(self.seen) if metric.goal == "minimize" else max(self.seen)
+        value = best if metric.impute == "best" else worst
+        return {**(result or {}), **{n: value for n in names}}
 
     def save(self, checkpoint_path: str) -> None:
         # Ray restores a searcher from this one file: keep which trials were the
@@ -70,13 +120,15 @@ class BaselineFirst(Searcher):
         inner = Path(inner_path).read_bytes()
         os.remove(inner_path)
         with open(checkpoint_path, "wb") as f:
-            pickle.dump({"baseline_trials": self.baseline_trials, "inner": inner}, f)
+            pickle.dump({"baseline_trials": self.baseline_trials, "seen": self.seen,
+                         "inner": inner}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             # A file this class wrote into the sweep's own folder.
             state = pickle.load(f)  # nosec B301
         self.baseline_trials = list(state["baseline_trials"])
+        self.seen = list(state.get("seen", []))
         inner_path = f"{checkpoint_path}.inner"
         Path(inner_path).write_bytes(state["inner"])
         try:
@@ -85,12 +137,52 @@ class BaselineFirst(Searcher):
             os.remove(inner_path)
 
 
+BaselineFirst = OrchSearcher  # its first job; the name older code and benchmarks know
+
+
+def constraint_values(spec: SweepSpec, result: Mapping[str, Any]) -> list[float]:
+    """Optuna's constraint values of a result: ``<= 0`` where a rule holds, the shortfall
+    where it does not (a missing metric counts as infinitely infeasible)."""
+    values = []
+    for rule in spec.metric_constraints:
+        value = result.get(rule.metric)
+        if value is None:
+            values.append(float("inf"))
+            continue
+        threshold = rule.threshold()
+        gap = float(value) - threshold if rule.op.startswith("<") else threshold - float(value)
+        strict = rule.op in ("<", ">")
+        values.append(gap + (1e-12 if strict and gap == 0 else 0.0))
+    return values
+
+
+def _feasibility(trial: Any) -> Any:
+    from orchestrator.engine.raytune._private import CONSTRAINTS_ATTR
+
+    return trial.user_attrs.get(CONSTRAINTS_ATTR, (float("inf"),))
+
+
+def _sampler(spec: SweepSpec) -> Any:
+    """The method's Optuna sampler; with ``metric_constraints`` one that learns from them
+    (Optuna's constrained TPE and GP: a trial is feasible when every value is <= 0)."""
+    if not spec.metric_constraints or spec.method not in ("bayes", "tpe", "gp"):
+        return make_sampler(spec)
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if spec.method == "gp":
+            return optuna.samplers.GPSampler(seed=spec.seed, warn_independent_sampling=False,
+                                             constraints_func=_feasibility)
+        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
+                                          constraints_func=_feasibility)
+
+
 def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
     point = {**base, ROLE_KEY: "baseline"}
     if repeat:
         point[REPEAT_KEY] = repeat
     return point
-
 
 
 def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = None
@@ -117,27 +209,49 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
         # limit is given to the generator itself.
         return (BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0),
                 {GRID_KEY: tune.grid_search(points)}, 1)
+    if spec.method in POPULATION_METHODS:
+        from orchestrator.engine.raytune._population import population_search
+
+        return population_search(spec, base)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metrics = list(spec.metrics) or ([spec.metric] if spec.metric else [])
+    names = [m.name for m in metrics] or [NO_METRIC]
+    modes = [m.mode for m in metrics] or ["min"]
     # A define-by-run space fixes the searcher at construction, so metric and mode go here.
     searcher = OptunaSearch(space=OptunaSpace(spec.parameters, method=spec.method),
-                            sampler=make_sampler(spec), metric=spec.metric.name,
-                            mode=spec.metric.mode)
-    if base is not None:
-        searcher = BaselineFirst(searcher, base, spec.baseline_repeats)
-    return searcher, {}, spec.run_cap + extra
+                            sampler=_sampler(spec),
+                            metric=names if len(names) > 1 else names[0],
+                            mode=modes if len(modes) > 1 else modes[0])
+    return OrchSearcher(searcher, spec, base, spec.baseline_repeats), {}, spec.run_cap + extra
 
 
 def build_scheduler(spec: SweepSpec, sweep_id: str = "") -> Any:
     """Ray's scheduler for `early_terminate:`, inside orch's :class:`Referee` (the baseline
     runs its full budget; trials past a time limit are stopped)."""
-    return Referee(_early_stopping(spec), sweep_id, trial_timeout_s=spec.trial_timeout_s,
+    if spec.method in POPULATION_METHODS:
+        from orchestrator.engine.raytune._population import population_scheduler
+
+        inner = population_scheduler(spec, sweep_id)
+    else:
+        inner = _early_stopping(spec)
+    return Referee(inner, sweep_id, trial_timeout_s=spec.trial_timeout_s,
                    report_timeout_s=spec.report_timeout_s)
 
 
 def _early_stopping(spec: SweepSpec) -> Any:
+    """Ray's scheduler for ``early_terminate:`` (FIFO without one).
+
+    ``asha`` is Ray's ASHA as written: rungs below ``max_t``, every trial ended at
+    ``max_t``. W&B's ``hyperband`` (``max_t`` None) is Ray's ASHA placed on W&B's
+    brackets: one bracket whose rung ``k`` is at ``grace_period * reduction_factor**k``
+    (the spec fitted both to W&B's bracket epochs, ``et.rungs``), ``max_t`` half a rung
+    above the last one so that Ray builds exactly ``len(et.rungs)`` rungs
+    (``int(log(max_t / grace) / log(eta) + 1)``), and ``stop_last_trials=False``: no trial
+    is cut for its length. ``strict: false`` judges each trial by its best value so far.
+    """
     et = spec.early_terminate
     if et is None:
         from ray.tune.schedulers import FIFOScheduler
@@ -148,10 +262,54 @@ def _early_stopping(spec: SweepSpec) -> Any:
 
         return MedianStoppingRule(time_attr="training_iteration", grace_period=et.grace_period,
                                   min_samples_required=et.min_samples_required)
-    from ray.tune.schedulers import ASHAScheduler
+    if et.max_t is not None:
+        return ASHAScheduler(time_attr="training_iteration", max_t=et.max_t,
+                             grace_period=et.grace_period, reduction_factor=et.reduction_factor)
+    kwargs = dict(time_attr="training_iteration", grace_period=et.grace_period,
+                  reduction_factor=et.reduction_factor, max_t=_past_last_rung(et),
+                  stop_last_trials=False)
+    if et.strict or spec.metric is None:
+        return ASHAScheduler(**kwargs)
+    return BestSoFarASHA(spec.metric.name, spec.metric.goal, **kwargs)
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=et.max_t,
-                         grace_period=et.grace_period, reduction_factor=et.reduction_factor)
+
+def _past_last_rung(et: Any) -> float:
+    """Half a rung (in log scale) above the last of ``et.rungs``: Ray then builds exactly
+    ``len(et.rungs)`` rungs, far from the rounding of ``int(log(...))``."""
+    return et.grace_period * et.reduction_factor ** (len(et.rungs) - 0.5)
+
+
+class BestSoFarASHA(ASHAScheduler):
+    """ASHA that judges a trial by its best value so far (W&B's hyperband with ``strict:
+    false``): each result reaches Ray's ASHA with the metric replaced by the trial's best
+    yet. The best values live in the instance, so Ray's save/restore keeps them."""
+
+    def __init__(self, metric: str, goal: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.judged_metric = metric
+        self.minimize = goal == "minimize"
+        self.best: dict[str, float] = {}  # trial id -> its best value so far
+
+    def _with_best(self, trial: Any, result: dict) -> dict:
+        value = result.get(self.judged_metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return result  # not a number (or NaN): left for orch's metric guard
+        tid = trial.trial_id
+        old = self.best.get(tid, value)
+        best = min(old, value) if self.minimize else max(old, value)
+        self.best[tid] = best
+        return {**result, self.judged_metric: best}
+
+    def on_trial_result(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
+        return super().on_trial_result(tune_controller, trial, self._with_best(trial, result))
+
+    def on_trial_complete(self, tune_controller, trial, result):  # type: ignore[no-untyped-def]
+        super().on_trial_complete(tune_controller, trial, self._with_best(trial, result))
+        self.best.pop(trial.trial_id, None)
+
+    def on_trial_remove(self, tune_controller, trial):  # type: ignore[no-untyped-def]
+        super().on_trial_remove(tune_controller, trial)
+        self.best.pop(trial.trial_id, None)
 
 
 def _is_baseline(trial: Any) -> bool:

@@ -25,7 +25,7 @@ from orchestrator.engine._context import TrialContext, _activate, derive_seed, p
 from orchestrator.engine._ledger import unwrap_config
 from orchestrator.engine.raytune._private import wrap_session_report
 
-__all__ = ["make_trial_function"]
+__all__ = ["make_trial_class", "make_trial_function"]
 
 
 def _report_outputs(returned: Any, metric: str) -> None:
@@ -87,7 +87,8 @@ def _crash_report(ctx: TrialContext) -> Any:
     return handle
 
 
-def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, sweep_seed: int,
+def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str | None,
+                        sweep_seed: int,
                         split_seed: int, cv: dict[str, Any] | None,
                         artifact_root: str | None = None,
                         trainable_ref: str = "") -> Callable[[dict], None]:
@@ -120,3 +121,43 @@ def make_trial_function(fn: Callable[[dict[str, Any]], Any], *, metric: str, swe
     trial.__name__ = getattr(fn, "__name__", "trainable")
     trial.__qualname__ = trial.__name__
     return trial
+
+
+def make_trial_class(cls: type, *, metric: str | None, sweep_seed: int, split_seed: int,
+                     cv: dict[str, Any] | None, artifact_root: str | None = None,
+                     trainable_ref: str = "") -> type:
+    """A Ray Tune class trainable (``tune.Trainable``: ``setup``/``step``/
+    ``save_checkpoint``/``load_checkpoint``) run the way orch runs a function: its config
+    without orch's keys, a trial seed and the trial-side context around ``setup`` and
+    every ``step``, each ``step``'s result checked and tagged like a report. Ray's own
+    checkpointing of the class (every step) makes retries and resume continue it."""
+
+    def context(config: dict[str, Any]) -> tuple[dict[str, Any], TrialContext]:
+        config, _, repeat = unwrap_config(config or {})
+        seed = derive_seed(sweep_seed, config, repeat) if repeat else derive_seed(sweep_seed, config)
+        ctx = TrialContext(metric=metric, seed=seed, split_seed=split_seed, cv=cv)
+        _place_tags(ctx, artifact_root)
+        if trainable_ref:
+            ctx.pending_tags["trainable"] = trainable_ref
+        return config, ctx
+
+    class Trial(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, config: dict[str, Any] | None = None, *args: Any,
+                     **kwargs: Any) -> None:
+            config, self._orch_ctx = context(config or {})
+            with _activate(self._orch_ctx):
+                super().__init__(config, *args, **kwargs)
+
+        def step(self) -> dict[str, Any]:
+            with _activate(self._orch_ctx):
+                result = super().step()
+            return prepare_report(dict(result or {}), self._orch_ctx)
+
+        def reset(self, new_config: dict[str, Any], *args: Any, **kwargs: Any) -> bool:
+            new_config, self._orch_ctx = context(new_config)
+            with _activate(self._orch_ctx):
+                return super().reset(new_config, *args, **kwargs)
+
+    Trial.__name__ = Trial.__qualname__ = cls.__name__
+    Trial.__module__ = cls.__module__
+    return Trial
