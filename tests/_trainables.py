@@ -131,3 +131,11 @@ def storage_down(config):
         if os.path.exists(config["down"]) and epoch == 2:
             raise OSError(errno.EROFS, "Read-only file system", "/data/checkpoints/state.pt")
         orchestrator.report({"epoch": epoch, "loss": config["x"] + 1.0 / epoch})
+
+
+def two_objectives(config):
+    """A trade-off: loss falls as x rises, size rises with x (Pareto front: every x)."""
+    x = float(config["x"])
+    for epoch in range(1, 3):
+        orchestrator.report({"epoch": epoch, "loss": (1.0 - x) ** 2 + 0.1 / epoch,
+                             "size": 10.0 * x})

@@ -229,3 +229,40 @@ def test_same_spec_and_seed_suggest_the_same_configs_in_another_process():
     mine = str([here.suggest() and here.suggested[-1] for _ in range(5)])
     LEDGERS.pop("here", None)
     assert len(runs) == 1 and runs.pop().strip() == mine
+
+
+class Told:
+    """A stand-in for Ray's OptunaSearch that writes down what it is told."""
+
+    metric, mode = "loss", "min"
+
+    def __init__(self):
+        self.told = []
+
+    def suggest(self, trial_id):
+        return {"x": 0.5}
+
+    def on_trial_result(self, trial_id, result):
+        pass
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.told.append((trial_id, dict(result) if result else None, error))
+
+
+@pytest.mark.parametrize("impute,expected", [("worst", 3.0), ("best", 1.0), ("latest", 7.0)])
+def test_a_failed_trial_counts_as_impute_says(impute, expected):
+    from orchestrator.engine.raytune._search import OrchSearcher
+
+    spec = load_spec({"name": "impute", "trainable": "m:f", "method": "tpe",
+                      "metric": {"name": "loss", "impute": impute},
+                      "parameters": {"x": {"min": 0.0, "max": 1.0}}})
+    inner = Told()
+    searcher = OrchSearcher(inner, spec)
+    for tid, loss in (("a", 1.0), ("b", 3.0)):
+        searcher.suggest(tid)
+        searcher.on_trial_complete(tid, result={"loss": loss})
+    searcher.suggest("c")
+    searcher.on_trial_result("c", {"loss": 7.0})
+    searcher.on_trial_complete("c", error=True)
+    tid, result, error = inner.told[-1]
+    assert (tid, error) == ("c", False) and result["loss"] == expected  # never a FAILED hole
