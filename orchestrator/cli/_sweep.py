@@ -55,7 +55,13 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
         f"{' (default)' if s.run_cap_defaulted else ''}, {_objectives(s)}, early stopping "
         f"{s.scheduler_name}")
     say(out, f"  runs: {info.describe()}")
-    for note in s.notes:
+    notes = list(s.notes)
+    if s.cv is not None and info.reads_folds is False:
+        notes.append(f"`cv:` is set, but {s.trainable} never asks for its folds (it calls none "
+                     "of fit_classifier, orchestrator.cv_settings(), toolkit.fold_indices): its "
+                     "trials are not K-fold. Read them as the README's 'Your own trainable' "
+                     "shows, or remove `cv:`")
+    for note in notes:
         say(out, ("  note:", "yellow"), f" {note}")
 
 

@@ -35,6 +35,8 @@ from orchestrator.errors import TrainableImportError
 __all__ = ["BUILTINS", "TrainableInfo", "check_trainable", "load_trainable", "origin",
            "reference_of", "split_reference"]
 
+# What a trainable calls to use the spec's `cv:` (see README "Your own trainable").
+FOLD_READERS = frozenset({"fit_classifier", "cv_settings", "fold_indices", "cv_folds"})
 BUILTINS: dict[str, str] = {
     "digits_mlp": "trainables.digits:digits_mlp",
     "digits_cnn": "trainables.digits:digits_cnn",
@@ -50,6 +52,7 @@ class TrainableInfo:
     name: str
     file: str  # "" when only a real import can tell (compiled or namespace module)
     kind: str  # "function", "class", "object" (a module-level value, e.g. with_parameters)
+    reads_folds: bool | None = None  # its module asks for the spec's `cv:` (None: cannot tell)
 
     def describe(self) -> str:
         where = f"{self.file}" if self.file else "a compiled or namespace module"
@@ -178,7 +181,10 @@ def check_trainable(ref: str) -> TrainableInfo:
             f"trainable {ref!r}: {func!r} in {origin_file} line {node.lineno} is a constant, "
             "not a function; name the function that trains"
         )
-    return TrainableInfo(ref, module, func, origin_file, kind)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+        {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | set(imported)
+    return TrainableInfo(ref, module, func, origin_file, kind,
+                         reads_folds=bool(names & FOLD_READERS))
 
 
 def origin(obj: Any) -> Any:
