@@ -142,3 +142,37 @@ def test_from_mapping_rejects_unknown_keys_with_the_nearest() -> None:
 def test_thresholds_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Thresholds().vanish_ratio = 1.0  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ trends over a window
+
+
+def test_a_one_epoch_rise_with_train_loss_rising_too_is_not_overfitting() -> None:
+    # lr noise: val_loss jumps at the end while train_loss also went up over the last
+    # two epochs; the old two-point rule called it over-fitting ("add regularisation").
+    noisy = _history(train_loss=[2.0, 1.2, 0.8, 0.6, 0.5, 0.40, 0.35, 0.42, 0.45],
+                     val_loss=[2.0, 1.1, 0.7, 0.55, 0.50, 0.52, 0.51, 0.53, 0.60],
+                     n_classes=[10] * 9)
+    assert diagnose(noisy).label == "healthy", diagnose(noisy)
+
+
+def test_a_rise_within_the_fold_spread_is_noise_not_overfitting() -> None:
+    val = [2.0, 1.0, 0.6, 0.40, 0.42, 0.43, 0.44, 0.45]
+    train = _falling(2.0, 0.05, n=8)
+    plain = _history(train_loss=train, val_loss=val, n_classes=[10] * 8)
+    assert diagnose(plain).label == "overfitting"  # a steady rise beyond the curve's jitter
+    spread = _history(train_loss=train, val_loss=val, val_loss_std=[0.06] * 8,
+                      n_classes=[10] * 8)
+    found = diagnose(spread)
+    assert found.label == "healthy", found  # +0.04 is inside the folds' ±0.06
+    assert "fold spread" in diagnose(spread, thresholds=Thresholds(overfit_noise=0.5)).reason
+
+
+def test_gradient_health_says_why() -> None:
+    from orchestrator.engine._diagnosis import gradient_health
+
+    ok = gradient_health(CASES["healthy"])
+    assert ok.label == "healthy" and "gradient norm between 1 and 1" in ok.reason
+    assert gradient_health(CASES["exploding_gradients"]).label == "exploding_gradients"
+    assert gradient_health(CASES["vanishing_gradients"]).label == "vanishing_gradients"
+    assert gradient_health([{"epoch": 1, "train_loss": 1.0}]).label == "too_short"

@@ -183,7 +183,9 @@ def compare(
     run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="Run id or trial id.")],
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Config and metric differences of two runs; warns when their data splits differ."""
+    """Config and metric differences of two runs, trial − baseline (A − B when neither is the
+    baseline) at the step both reached, with the fold-paired 95% interval; warns when their
+    data splits differ."""
     from orchestrator.errors import OrchError
     from orchestrator.method import compare_runs
     from orchestrator.tracking import resolve_tracking_uri
@@ -209,12 +211,24 @@ def compare(
     for k, (a, b) in cmp.config_diff.items():
         table.add_row(*map(cell, (k, _fmt(a), _fmt(b))))
     out.print(table if cmp.config_diff else cell("configs are identical"))
-    mt = Table(title="metrics (last value)", title_justify="left")
-    for col in ("metric", "A", "B", "B − A"):
-        mt.add_column(col)
-    for k, (a, b, d) in cmp.metric_diff.items():
-        mt.add_row(*map(cell, (k, _fmt(a), _fmt(b), f"{d:+.4g}" if d is not None else "–")))
+    trial, ref = ("B", "A") if cmp.swapped else ("A", "B")
+    why = " (A is the baseline)" if cmp.swapped else ""
+    mt = Table(title=cell(f"metrics: {trial} − {ref}{why}, at the step both reached"),
+                title_justify="left")
+    for col in ("metric", "step", trial, ref, f"{trial} − {ref}", "95% CI", "p"):
+        mt.add_column(cell(col))
+    for k, (t, r, d) in cmp.metric_diff.items():
+        c = cmp.intervals.get(k)
+        mt.add_row(*map(cell, (k, str(cmp.step.get(k, "–")), _fmt(t), _fmt(r),
+                               f"{d:+.4g}" if d is not None else "–",
+                               f"[{c.ci[0]:+.4g}, {c.ci[1]:+.4g}]" if c else "–",
+                               _fmt(c.p_value, 3) if c else "–")))
     out.print(mt)
+    if cmp.intervals:
+        say(out, "95% CI and p: paired t-test over the folds, at the step both reached.")
+    if cmp.intervals and same is False:
+        say(err, ("warning:", "yellow"), " the paired intervals pair folds of different "
+            "splits: they mean nothing here.")
 
 
 def reproduce(

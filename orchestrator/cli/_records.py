@@ -113,11 +113,14 @@ def ui(
     from orchestrator.tracking import resolve_tracking_uri
     from orchestrator.tracking import serve_ui
 
+    uri = resolve_tracking_uri(tracking_uri)
     try:
-        handle = serve_ui(tracking_uri=resolve_tracking_uri(tracking_uri), port=port)
+        handle = serve_ui(tracking_uri=uri, port=port)
     except OrchError as exc:
         raise fail(exc, EXIT_ERROR) from None
-    say(out, f"MLflow UI: {handle.url}  (Ctrl-C to stop)")
+    for line in ui_lines(handle.url, uri):
+        say(out, line)
+    say(out, "(Ctrl-C to stop)")
     # A closed terminal (SIGHUP) or `kill` (SIGTERM) stops the server too: it runs in its
     # own session, so without this it would outlive orch, unauthenticated and writable.
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM,
@@ -130,6 +133,31 @@ def ui(
         handle.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def ui_lines(base: str, tracking_uri: str) -> list[str]:
+    """What ``orch ui`` prints: addresses that open on the runs (not MLflow's GenAI pages),
+    the newest sweep's with the reviewer's columns."""
+    from orchestrator.tracking import Store, list_sweeps
+    from orchestrator.tracking._review import ui_address
+
+    lines = [f"MLflow UI: {ui_address(base)}"]
+    try:
+        sweeps = list_sweeps(tracking_uri=tracking_uri)
+    except OrchError:
+        return lines
+    if not sweeps:
+        return lines
+    newest = sweeps[0]
+    view = False
+    try:
+        Store(tracking_uri).save_ui_view(newest)
+        view = True
+    except Exception:  # noqa: BLE001 - a read-only store: the plain address still opens on runs
+        pass
+    lines.append(f"newest sweep {newest.sweep_id} ({newest.name}): "
+                 f"{ui_address(base, experiment_id=newest.experiment_id, view=view)}")
+    return lines
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

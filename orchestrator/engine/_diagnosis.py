@@ -13,8 +13,11 @@ The checks run in order of precedence and the first that fires wins::
     exploding_gradients  grad_norm (or a layer's) above `explode_grad_norm`
     vanishing_gradients  grad_norm_first / grad_norm_last below `vanish_ratio`,
                          or grad_norm below `vanish_grad_norm`
-    overfitting          val_loss above its best by `overfit_rise` for
-                         `overfit_patience` epochs while train_loss kept falling
+    overfitting          over the last `overfit_patience` epochs (the window) val_loss
+                         stays above its best by more than `overfit_rise` of it and
+                         more than `overfit_noise` x its noise (the fold spread
+                         `val_loss_std`, else the curve's own epoch-to-epoch jitter),
+                         still rising, while train_loss kept falling over the window
     underfitting         the best train_loss stays above `underfit_loss` x the
                          loss of a uniform guess, log(n_classes) (n_classes from
                          the argument or the history; or `underfit_loss_abs`)
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-__all__ = ["LABELS", "Diagnosis", "Thresholds", "diagnose"]
+__all__ = ["LABELS", "Diagnosis", "Thresholds", "diagnose", "gradient_health"]
 
 HEALTHY = "healthy"
 OVERFITTING = "overfitting"
@@ -71,7 +74,9 @@ class Thresholds:
     overfit_patience: int = 3
     """Epochs since the best val_loss after which a rise counts as over-fitting."""
     overfit_rise: float = 0.05
-    """Relative rise of the final val_loss above its best (0.05 = 5%) that counts."""
+    """Relative rise of val_loss (the window's mean) above its best (0.05 = 5%) that counts."""
+    overfit_noise: float = 1.0
+    """Multiples of val_loss's noise (fold spread, else its jitter) the rise must also exceed."""
     underfit_loss: float = 0.5
     """Best train_loss above this fraction of log(n_classes) is under-fitting."""
     underfit_loss_abs: float | None = None
@@ -196,26 +201,57 @@ def _vanishing(history: Sequence[Mapping[str, Any]], t: Thresholds) -> Diagnosis
     return None
 
 
+def _slope(pairs: Sequence[tuple[int, float]]) -> float:
+    """Least-squares slope of value against epoch (0 for fewer than two points)."""
+    if len(pairs) < 2:
+        return 0.0
+    xs, ys = [float(e) for e, _ in pairs], [v for _, v in pairs]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+
+
+def _noise(history: Sequence[Mapping[str, Any]], key: str, epochs: set[int],
+           curve: Sequence[tuple[int, float]]) -> tuple[float, str]:
+    """How much ``key`` moves by chance over ``epochs``: its fold spread when reported
+    (``<key>_std``), else the median epoch-to-epoch change of ``curve``."""
+    spread = [v for e, v in _finite(_values(history, f"{key}_std")) if e in epochs]
+    if spread:
+        return sum(spread) / len(spread), "the fold spread"
+    steps = sorted(abs(b[1] - a[1]) for a, b in zip(curve, curve[1:]))
+    if not steps:
+        return 0.0, "no noise estimate"
+    return float(statistics.median(steps)), "its epoch-to-epoch jitter"
+
+
 def _overfitting(history: Sequence[Mapping[str, Any]], t: Thresholds) -> Diagnosis | None:
     val = _finite(_values(history, "val_loss"))
     train = dict(_finite(_values(history, "train_loss")))
     if len(val) < t.min_epochs or not train:
         return None
     best_epoch, best = min(val, key=lambda pair: pair[1])
+    since = [(e, v) for e, v in val if e >= best_epoch]
+    window = since[-t.overfit_patience:]
+    if len(since) - 1 < t.overfit_patience or best_epoch not in train:
+        return None
     last_epoch, last = val[-1]
-    waited = sum(1 for epoch, _ in val if epoch > best_epoch)
-    if waited < t.overfit_patience or last <= best * (1 + t.overfit_rise):
+    mean = sum(v for _, v in window) / len(window)
+    noise, basis = _noise(history, "val_loss", {e for e, _ in window}, since)
+    need = max(best * t.overfit_rise, t.overfit_noise * noise)
+    if mean - best <= need or _slope(since) <= 0:
         return None
-    if best_epoch not in train or last_epoch not in train:
-        return None
-    if train[last_epoch] >= train[best_epoch]:
+    train_window = [(e, train[e]) for e, _ in window if e in train]
+    if not train_window or _slope(train_window) > 0 or \
+            sum(v for _, v in train_window) / len(train_window) >= train[best_epoch]:
         return None
     rise = (last / best - 1) * 100 if best > 0 else math.inf
     return _found(
         OVERFITTING,
         f"val_loss rose from its best {best:.3g} (epoch {best_epoch}) to {last:.3g} "
         f"(epoch {last_epoch}, +{rise:.0f}%) while train_loss fell from "
-        f"{train[best_epoch]:.3g} to {train[last_epoch]:.3g}",
+        f"{train[best_epoch]:.3g} to {train_window[-1][1]:.3g}; over the last "
+        f"{len(window)} epochs val_loss averaged {mean:.3g}, {mean - best:.3g} above its "
+        f"best, more than the allowance {need:.3g} (noise: {basis} {noise:.3g})",
     )
 
 
@@ -240,6 +276,32 @@ def _underfitting(
         UNDERFITTING,
         f"the best train_loss is {best:.3g} (epoch {best_epoch}), above {bound:.3g} ({basis})",
     )
+
+
+def gradient_health(
+    history: Sequence[Mapping[str, Any]], *, thresholds: Thresholds = Thresholds()
+) -> Diagnosis:
+    """The gradients alone: ``exploding_gradients``, ``vanishing_gradients`` or
+    ``healthy``, with the numbers; ``too_short`` when no gradient norm was recorded.
+
+    >>> gradient_health([{"epoch": 1, "grad_norm": 2.0, "grad_norm_first": 0.4,
+    ...                   "grad_norm_last": 0.5}]).label
+    'healthy'
+    """
+    found = _exploding(history, thresholds.explode_grad_norm) or _vanishing(history, thresholds)
+    if found is not None:
+        return found
+    norms = [v for _, v in _finite(_values(history, "grad_norm"))]
+    if not norms:
+        return _found(TOO_SHORT, "no gradient norm was recorded (grad_norm)")
+    first = dict(_finite(_values(history, "grad_norm_first")))
+    last = dict(_finite(_values(history, "grad_norm_last")))
+    ratios = [first[e] / last[e] for e in first if e in last and last[e] > 0]
+    ratio = f"; first/last layer gradient ratio median {statistics.median(ratios):.2g}" \
+        if ratios else ""
+    return _found(HEALTHY, f"gradient norm between {min(norms):.3g} and {max(norms):.3g} "
+                  f"(limits {thresholds.vanish_grad_norm:g} and "
+                  f"{thresholds.explode_grad_norm:g}){ratio}")
 
 
 def diagnose(

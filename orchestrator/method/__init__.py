@@ -4,7 +4,8 @@ verdict, the review report, and working with recorded runs.
 ========================  ===================================================
 ``orch lr-find SPEC``     :func:`lr_find`, :func:`resolve_placeholders`
 ``orch ablate SPEC``      :func:`run_ablation`, :func:`ablation_plan`
-(end of every sweep)      :func:`verdict_for`, :func:`judge`
+(end of every sweep)      :func:`verdict_for`, :func:`assess`, :func:`judge`
+(after a sweep)           :func:`confirm`: the verdict on fresh seeds
 ``orch report SWEEP``     :func:`write_report`
 ``orch compare A B``      :func:`compare_runs`
 ``orch reproduce RUN``    :func:`reproduce`
@@ -30,7 +31,17 @@ from orchestrator.method._lr_find import (
     resolve_placeholders,
     start_config,
 )
-from orchestrator.method._report import REPORT_SECTIONS, Report, build_report, write_report
+from orchestrator.method._budget import Budget, RunView, matched_budget
+from orchestrator.method._confirm import confirm, confirmation_seeds
+from orchestrator.method._report import (
+    ABLATION_SECTIONS,
+    REPORT_SECTIONS,
+    RangeSuggestion,
+    Report,
+    build_report,
+    suggest_ranges,
+    write_report,
+)
 from orchestrator.sweepspec import Rule, parse_rule
 from orchestrator.method._runs import (
     Reproduction,
@@ -40,38 +51,63 @@ from orchestrator.method._runs import (
     find_run,
     reproduce,
 )
-from orchestrator.method._stats import Comparison, compare_one_sample, compare_paired
-from orchestrator.method._verdict import VERDICTS, Verdict, judge, verdict_for
+from orchestrator.method._stats import (
+    Comparison,
+    compare_independent,
+    compare_one_sample,
+    compare_paired,
+)
+from orchestrator.method._verdict import (
+    VERDICTS,
+    Verdict,
+    against_baseline,
+    assess,
+    judge,
+    named_factors,
+    verdict_for,
+)
 
 __all__ = [
+    "ABLATION_SECTIONS",
     "REPORT_SECTIONS",
     "VERDICTS",
     "Ablation",
     "AblationPoint",
     "AblationRow",
+    "Budget",
     "Comparison",
     "LRFind",
+    "RangeSuggestion",
     "Report",
     "Reproduction",
     "Rule",
     "RunComparison",
+    "RunView",
     "Verdict",
     "ablation_plan",
     "ablation_values",
     "add_note",
+    "against_baseline",
+    "assess",
     "build_report",
+    "compare_independent",
     "compare_one_sample",
     "compare_paired",
     "compare_runs",
+    "confirm",
+    "confirmation_seeds",
     "find_lr_setup",
     "find_run",
     "judge",
     "lr_find",
+    "matched_budget",
+    "named_factors",
     "parse_rule",
     "plot_lr_find",
     "reproduce",
     "resolve_placeholders",
     "start_config",
+    "suggest_ranges",
     "verdict_for",
     "write_report",
 ]

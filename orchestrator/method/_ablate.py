@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.engine import USABLE
 from orchestrator.errors import Issue, SpecError
 from orchestrator.method._stats import compare_one_sample, compare_paired, noise_floor
 
@@ -244,9 +245,8 @@ def _rows(ab: Ablation) -> None:
         raise RuntimeError("the ablation has not run yet: call run_ablation first")
     metric, goal = spec.metric.name, spec.metric.goal
     folds = spec.cv.folds if spec.cv else None
-    usable = ("completed", "early_stopped")
     bases = [r for r in result.records if r.role == "baseline" and r.history
-             and r.outcome in usable]
+             and r.outcome in USABLE]
     base_values = [v for v in (r.value(metric) for r in bases) if v is not None]
     ab.baseline_value = sum(base_values) / len(base_values) if base_values else None
     base_folds = None

@@ -103,14 +103,25 @@ def add_note(sweep_ref: str, text: str, *, tracking_uri: str) -> int:
 
 @dataclass(frozen=True)
 class RunComparison:
-    """Two runs side by side: what differs in config, metrics and split."""
+    """Two runs side by side, in the one sign convention: ``trial − reference``.
+
+    The reference is the baseline when exactly one of the two runs is a baseline,
+    else run B; ``swapped`` says the baseline was A. ``metric_diff`` maps a metric to
+    ``(trial value, reference value, trial − reference)`` at the step both reached;
+    ``intervals`` the fold-paired comparison where both runs have per-fold values.
+    """
 
     run_a: str
     run_b: str
-    config_diff: dict[str, tuple[Any, Any]]  # only keys whose values differ
-    metric_diff: dict[str, tuple[float | None, float | None, float | None]]  # a, b, b - a
+    config_diff: dict[str, tuple[Any, Any]]  # only keys whose values differ: (A, B)
+    metric_diff: dict[str, tuple[float | None, float | None, float | None]]
     fingerprint_a: str | None
     fingerprint_b: str | None
+    trial: str = ""  # run id of the run compared
+    reference: str = ""  # run id of the run it is compared with
+    swapped: bool = False  # the reference is A (the baseline)
+    step: dict[str, int] = field(default_factory=dict)  # metric -> the step compared at
+    intervals: dict[str, Any] = field(default_factory=dict)  # metric -> Comparison
 
     @property
     def same_split(self) -> bool | None:
@@ -123,23 +134,71 @@ class RunComparison:
 COMPARED_METRICS = ("val_loss", "val_acc", "train_loss")  # shown first when present
 
 
+def _at_common_step(store: Any, trial: Any, ref: Any, key: str
+                    ) -> tuple[int | None, float | None, float | None]:
+    """``(step, trial value, reference value)`` at the deepest step both logged ``key``."""
+    th = {m.step: m.value for m in store.history(trial.info.run_id, key)}
+    rh = {m.step: m.value for m in store.history(ref.info.run_id, key)}
+    both = set(th) & set(rh)
+    if not both:
+        return None, trial.data.metrics.get(key), ref.data.metrics.get(key)
+    step = max(both)
+    return step, th[step], rh[step]
+
+
+def _fold_interval(store: Any, trial: Any, ref: Any, key: str, step: int | None) -> Any:
+    from orchestrator.method._stats import compare_paired
+
+    folds = sorted(int(k.rsplit("_fold", 1)[1]) for k in trial.data.metrics
+                   if k.startswith(f"{key}_fold") and k.rsplit("_fold", 1)[1].isdigit())
+    if len(folds) < 2 or step is None or any(f"{key}_fold{k}" not in ref.data.metrics
+                                             for k in folds):
+        return None
+    tv, rv = [], []
+    for k in folds:
+        t = {m.step: m.value for m in store.history(trial.info.run_id, f"{key}_fold{k}")}
+        r = {m.step: m.value for m in store.history(ref.info.run_id, f"{key}_fold{k}")}
+        if step not in t or step not in r:
+            return None
+        tv.append(t[step])
+        rv.append(r[step])
+    goal = "minimize" if "loss" in key else "maximize"
+    return compare_paired(tv, rv, metric=key, goal=goal)
+
+
 def compare_runs(ref_a: str, ref_b: str, *, tracking_uri: str) -> RunComparison:
-    """Config and metric differences of two runs, and whether their splits match."""
-    a, b = find_run(ref_a, tracking_uri=tracking_uri), find_run(ref_b, tracking_uri=tracking_uri)
+    """Config and metric differences of two runs (``trial − reference``, at the step both
+    reached, with the fold-paired 95% interval where both have folds), and whether their
+    splits match."""
+    store = _store(tracking_uri)
+    a, b = store.find_run(ref_a), store.find_run(ref_b)
     pa, pb = a.data.params, b.data.params
     config = {k: (pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))
               if pa.get(k) != pb.get(k)}
-    ma, mb = a.data.metrics, b.data.metrics
-    keys = [k for k in COMPARED_METRICS if k in ma or k in mb]
-    keys += sorted(k for k in set(ma) | set(mb) if k not in keys and "_fold" not in k)
-    metrics = {}
+    swapped = a.data.tags.get("orch.role") == "baseline" != b.data.tags.get("orch.role")
+    trial, ref = (b, a) if swapped else (a, b)
+    mt, mr = trial.data.metrics, ref.data.metrics
+    keys = [k for k in COMPARED_METRICS if k in mt or k in mr]
+    keys += sorted(k for k in set(mt) | set(mr) if k not in keys and "_fold" not in k)
+    metrics, steps, intervals = {}, {}, {}
     for k in keys:
-        va, vb = ma.get(k), mb.get(k)
-        metrics[k] = (va, vb, vb - va if va is not None and vb is not None else None)
+        if k in mt and k in mr:
+            step, vt, vr = _at_common_step(store, trial, ref, k)
+        else:
+            step, vt, vr = None, mt.get(k), mr.get(k)
+        metrics[k] = (vt, vr, vt - vr if vt is not None and vr is not None else None)
+        if step is not None:
+            steps[k] = step
+        if k in COMPARED_METRICS:
+            found = _fold_interval(store, trial, ref, k, step)
+            if found is not None:
+                intervals[k] = found
     return RunComparison(run_a=a.info.run_id, run_b=b.info.run_id, config_diff=config,
                          metric_diff=metrics,
                          fingerprint_a=a.data.tags.get("orch.split_fingerprint"),
-                         fingerprint_b=b.data.tags.get("orch.split_fingerprint"))
+                         fingerprint_b=b.data.tags.get("orch.split_fingerprint"),
+                         trial=trial.info.run_id, reference=ref.info.run_id, swapped=swapped,
+                         step=steps, intervals=intervals)
 
 
 # --------------------------------------------------------------------------- reproduce

@@ -47,12 +47,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
 from orchestrator.errors import TrackingError
 
 __all__ = [
+    "EXPORT_SCHEMA",
     "OUTCOMES",
     "SweepNotFoundError",
     "SweepSummary",
@@ -61,7 +62,9 @@ __all__ = [
     "find_sweep",
     "list_sweeps",
     "serve_ui",
+    "ui_address",
     "ui_command",
+    "ui_view_state",
 ]
 
 #: The outcomes a trial run can carry in ``orch.outcome``, in display order.
@@ -432,52 +435,119 @@ def _write_parquet(table, path: Path) -> None:
             tmp.unlink()
 
 
-def export_sweep(ref: str, *, tracking_uri: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write the sweep ``ref`` to ``out_dir/trials.parquet`` and ``out_dir/metrics.parquet``.
+EXPORT_SCHEMA = """\
+``trials.parquet``: one row per trial run (trials and baselines)
 
-    ``trials.parquet`` has one row per trial run (trials and baselines):
-    ``trial_id, run_id, role, outcome, diagnosis, status, start_time, end_time,
-    duration_s``, then ``config.<param>`` (types restored per column: int64,
-    float64, bool or string), ``metric.<name>`` (last logged value, float64) and
-    ``tag.<key>`` for every ``orch.*`` tag (string, e.g. ``tag.orch.node``).
+======================  ====================  ==========================================
+column                  type                  what
+======================  ====================  ==========================================
+sweep_id                string                the sweep (``orch.sweep_id``)
+trial_id                string                Ray Tune's trial id (``orch.trial_id``)
+run_id                  string                the MLflow run id
+role                    string                ``trial`` or ``baseline``
+outcome                 string                completed, early_stopped, failed, killed
+diagnosis               string                healthy, overfitting, too_short, failed ...
+status                  string                the MLflow run status
+seed                    int64                 the trial's seed (``orch.seed``)
+epochs                  int64                 the last step the sweep's metric was logged at
+stopped_at_epoch        int64 (null)          where early stopping cut it; null otherwise
+start_time, end_time    timestamp[ms, UTC]    null end_time: still running
+duration_s              float64
+config.<param>          int64/float64/bool/   the trial's config, nested keys dotted; one
+                        string                type per column; null where a conditional
+                                              parameter was off
+metric.<name>           float64               the last logged value (fold means; the
+                                              per-fold values are in metrics.parquet)
+tag.<orch.key>          string (int64 for     every ``orch.*`` tag
+                        seed, stopped_at_
+                        epoch, attempts)
+======================  ====================  ==========================================
 
-    ``metrics.parquet`` has one row per logged point:
-    ``trial_id, run_id, metric, step, value, timestamp``.
+``metrics.parquet``: one row per logged point
 
-    Timestamps are ``timestamp[ms, tz=UTC]``; the files carry no pandas
-    metadata, so pyarrow, pandas and DuckDB read them as they are.
-    Returns ``(trials_path, metrics_path)``.
-    """
+======================  ====================  ==========================================
+sweep_id, trial_id,     string
+run_id
+metric                  string                the metric's name, without a fold suffix
+fold                    int64 (null)          the fold (0..K-1) of a per-fold value
+                                              (``val_loss_fold3`` is metric ``val_loss``,
+                                              fold 3); null for fold means and the rest
+step                    int64                 the report number (usually the epoch)
+value                   float64
+timestamp               timestamp[ms, UTC]
+======================  ====================  ==========================================
+
+Integer columns with nulls carry pandas metadata so that ``pandas.read_parquet``
+gives them the nullable ``Int64`` dtype (not float64); pyarrow and DuckDB read the
+Parquet types as they are. Both files carry ``orch.sweep_id``, ``orch.sweep_name``,
+``orch.parent_run_id`` and ``orch.tracking_uri`` in their schema metadata.
+"""
+
+_FOLD_RE = re.compile(r"^(?P<metric>.+)_fold(?P<fold>\d+)$")
+_INT_TAGS = ("orch.seed", "orch.stopped_at_epoch", "orch.attempts", "orch.resumed_from_epoch")
+
+
+def _split_fold(key: str) -> tuple[str, int | None]:
+    """``val_loss_fold3`` → ``("val_loss", 3)``; other names keep no fold."""
+    m = _FOLD_RE.match(key)
+    return (m["metric"], int(m["fold"])) if m else (key, None)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(str(text).strip()) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _pandas_metadata(table) -> dict[bytes, bytes]:
+    """pandas metadata naming the nullable dtypes of integer and bool columns with nulls, so
+    pandas keeps them integers (``Int64``) instead of floats."""
+    import json
+
     import pyarrow as pa
 
-    sweep = find_sweep(ref, tracking_uri=tracking_uri)
-    client = _client(tracking_uri)
-    runs = _trial_runs(client, tracking_uri, sweep)
+    cols = []
+    for f, col in zip(table.schema, table.columns):
+        if col.null_count and (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)):
+            integer = pa.types.is_integer(f.type)
+            cols.append({"name": f.name, "field_name": f.name,
+                         "pandas_type": "int64" if integer else "bool",
+                         "numpy_type": "Int64" if integer else "boolean", "metadata": None})
+    if not cols:
+        return {}
+    meta = {"index_columns": [], "column_indexes": [], "columns": cols,
+            "creator": {"library": "orch", "version": "1"}, "pandas_version": "2.0.0"}
+    return {b"pandas": json.dumps(meta).encode()}
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _run_trial_id(run) -> str:
+    return run.data.tags.get("orch.trial_id") or run.info.run_name or run.info.run_id
+
+
+def _trials_table(runs: list[Any], sweep: SweepSummary):
+    import pyarrow as pa
+
     ts_type = pa.timestamp("ms", tz="UTC")
-
-    # ---- trials
-    def trial_id(run) -> str:
-        return run.data.tags.get("orch.trial_id") or run.info.run_name or run.info.run_id
-
+    tags = [r.data.tags for r in runs]
     param_keys = sorted({k for r in runs for k in r.data.params})
-    metric_keys = sorted({k for r in runs for k in r.data.metrics})
-    tag_keys = sorted({k for r in runs for k in r.data.tags if k.startswith("orch.")})
-
-    durations = []
-    for r in runs:
-        s, e = r.info.start_time, r.info.end_time
-        durations.append((e - s) / 1000.0 if s is not None and e is not None else None)
-
+    metric_keys = sorted({k for r in runs for k in r.data.metrics if _split_fold(k)[1] is None})
+    tag_keys = sorted({k for t in tags for k in t if k.startswith("orch.")})
+    durations = [(r.info.end_time - r.info.start_time) / 1000.0
+                 if r.info.start_time is not None and r.info.end_time is not None else None
+                 for r in runs]
     columns: dict[str, Any] = {
-        "trial_id": pa.array([trial_id(r) for r in runs], type=pa.string()),
+        "sweep_id": pa.array([sweep.sweep_id] * len(runs), type=pa.string()),
+        "trial_id": pa.array([_run_trial_id(r) for r in runs], type=pa.string()),
         "run_id": pa.array([r.info.run_id for r in runs], type=pa.string()),
-        "role": pa.array([r.data.tags.get("orch.role") for r in runs], type=pa.string()),
-        "outcome": pa.array([r.data.tags.get("orch.outcome") for r in runs], type=pa.string()),
-        "diagnosis": pa.array([r.data.tags.get("orch.diagnosis") for r in runs], type=pa.string()),
+        "role": pa.array([t.get("orch.role") for t in tags], type=pa.string()),
+        "outcome": pa.array([t.get("orch.outcome") for t in tags], type=pa.string()),
+        "diagnosis": pa.array([t.get("orch.diagnosis") for t in tags], type=pa.string()),
         "status": pa.array([r.info.status for r in runs], type=pa.string()),
+        "seed": pa.array([_int_or_none(t.get("orch.seed")) for t in tags], type=pa.int64()),
+        "epochs": pa.array([None] * len(runs), type=pa.int64()),  # see _with_epochs
+        "stopped_at_epoch": pa.array([_int_or_none(t.get("orch.stopped_at_epoch")) for t in tags],
+                                     type=pa.int64()),
         "start_time": pa.array([r.info.start_time for r in runs], type=pa.int64()).cast(ts_type),
         "end_time": pa.array([r.info.end_time for r in runs], type=pa.int64()).cast(ts_type),
         "duration_s": pa.array(durations, type=pa.float64()),
@@ -487,42 +557,76 @@ def export_sweep(ref: str, *, tracking_uri: str, out_dir: str | os.PathLike[str]
     for k in metric_keys:
         columns[f"metric.{k}"] = pa.array([r.data.metrics.get(k) for r in runs], type=pa.float64())
     for k in tag_keys:
-        columns[f"tag.{k}"] = pa.array([r.data.tags.get(k) for r in runs], type=pa.string())
+        values = [t.get(k) for t in tags]
+        columns[f"tag.{k}"] = (pa.array([_int_or_none(v) for v in values], type=pa.int64())
+                               if k in _INT_TAGS else pa.array(values, type=pa.string()))
+    return pa.table(columns)
+
+
+def _metrics_table(client, tracking_uri: str, runs: list[Any], sweep: SweepSummary):
+    """One row per point; one ``get_metric_history`` call per run per key (module notes)."""
+    import pyarrow as pa
+
+    names = ("sweep_id", "trial_id", "run_id", "metric", "fold", "step", "value", "timestamp")
+    rows: dict[str, list] = {k: [] for k in names}
+    for r in runs:
+        tid = _run_trial_id(r)
+        for key in sorted(r.data.metrics):
+            try:
+                history = client.get_metric_history(r.info.run_id, key)
+            except Exception as exc:  # noqa: BLE001
+                raise _wrap(tracking_uri, f"read metric history {key!r} of run {r.info.run_id}",
+                            exc) from exc
+            name, fold = _split_fold(key)
+            for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
+                for col, v in zip(names, (sweep.sweep_id, tid, r.info.run_id, name, fold, m.step,
+                                          m.value, m.timestamp)):
+                    rows[col].append(v)
+    types = (pa.string(), pa.string(), pa.string(), pa.string(), pa.int64(), pa.int64(),
+             pa.float64(), pa.int64())
+    table = pa.table({k: pa.array(rows[k], type=t) for k, t in zip(names, types)})
+    return table.set_column(7, "timestamp", table["timestamp"].cast(pa.timestamp("ms", tz="UTC")))
+
+
+def _with_epochs(trials, metrics, metric: str):
+    """Fill ``epochs``: the last step each run logged the sweep's metric at."""
+    import pyarrow as pa
+
+    last: dict[str, int] = {}
+    for rid, name, fold, step in zip(metrics["run_id"].to_pylist(), metrics["metric"].to_pylist(),
+                                     metrics["fold"].to_pylist(), metrics["step"].to_pylist()):
+        if name == metric and fold is None:
+            last[rid] = max(step, last.get(rid, step))
+    epochs = pa.array([last.get(rid) for rid in trials["run_id"].to_pylist()], type=pa.int64())
+    return trials.set_column(trials.schema.get_field_index("epochs"), "epochs", epochs)
+
+
+def export_sweep(ref: str, *, tracking_uri: str, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the sweep ``ref`` to ``out_dir/trials.parquet`` and ``out_dir/metrics.parquet``.
+
+    The columns and their types are :data:`EXPORT_SCHEMA` (also in the README):
+    ``trials.parquet`` one row per trial run with ``sweep_id``, typed ``seed``,
+    ``epochs`` and ``stopped_at_epoch``, ``config.<param>`` (int64, float64, bool
+    or string per column; conditional integers stay integers), ``metric.<name>``
+    and ``tag.<orch key>``; ``metrics.parquet`` one row per logged point with the
+    fold as a column (``metric = "val_loss", fold = 3`` for ``val_loss_fold3``).
+    Timestamps are ``timestamp[ms, tz=UTC]``. Returns ``(trials_path, metrics_path)``.
+    """
+    sweep = find_sweep(ref, tracking_uri=tracking_uri)
+    client = _client(tracking_uri)
+    runs = _trial_runs(client, tracking_uri, sweep)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     meta = {
         b"orch.sweep_id": sweep.sweep_id.encode(),
         b"orch.sweep_name": sweep.name.encode(),
         b"orch.parent_run_id": sweep.parent_run_id.encode(),
         b"orch.tracking_uri": tracking_uri.encode(),
     }
-    trials = pa.table(columns).replace_schema_metadata(meta)
-
-    # ---- metric histories: one get_metric_history call per run per key (see module notes)
-    rows: dict[str, list] = {k: [] for k in ("trial_id", "run_id", "metric", "step", "value", "timestamp")}
-    for r in runs:
-        tid = trial_id(r)
-        for key in sorted(r.data.metrics):
-            try:
-                history = client.get_metric_history(r.info.run_id, key)
-            except Exception as exc:  # noqa: BLE001
-                raise _wrap(tracking_uri, f"read metric history {key!r} of run {r.info.run_id}", exc) from exc
-            for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
-                rows["trial_id"].append(tid)
-                rows["run_id"].append(r.info.run_id)
-                rows["metric"].append(key)
-                rows["step"].append(m.step)
-                rows["value"].append(m.value)
-                rows["timestamp"].append(m.timestamp)
-    metrics = pa.table(
-        {
-            "trial_id": pa.array(rows["trial_id"], type=pa.string()),
-            "run_id": pa.array(rows["run_id"], type=pa.string()),
-            "metric": pa.array(rows["metric"], type=pa.string()),
-            "step": pa.array(rows["step"], type=pa.int64()),
-            "value": pa.array(rows["value"], type=pa.float64()),
-            "timestamp": pa.array(rows["timestamp"], type=pa.int64()).cast(ts_type),
-        }
-    ).replace_schema_metadata(meta)
-
+    metrics = _metrics_table(client, tracking_uri, runs, sweep)
+    trials = _with_epochs(_trials_table(runs, sweep), metrics, sweep.metric)
+    trials = trials.replace_schema_metadata({**meta, **_pandas_metadata(trials)})
+    metrics = metrics.replace_schema_metadata({**meta, **_pandas_metadata(metrics)})
     trials_path, metrics_path = out / "trials.parquet", out / "metrics.parquet"
     _write_parquet(trials, trials_path)
     _write_parquet(metrics, metrics_path)
@@ -530,6 +634,56 @@ def export_sweep(ref: str, *, tracking_uri: str, out_dir: str | os.PathLike[str]
 
 
 # --------------------------------------------------------------------------- UI
+
+#: MLflow 3's UI opens an experiment in its GenAI mode (Traces, token usage) unless the
+#: address says otherwise: the parameter after the ``#/experiments/N`` route wins over
+#: the browser's stored ``mlflow.workflowType``.
+UI_WORKFLOW = "workflowType=machine_learning"
+#: The name of the saved view (experiment tag ``mlflow.sharedViewState.orch``) whose
+#: columns a reviewer needs: the sweep's metric, outcome, diagnosis, the searched params.
+UI_VIEW_KEY = "orch"
+UI_VIEW_TAG = f"mlflow.sharedViewState.{UI_VIEW_KEY}"
+UI_VIEW_TAGS = ("orch.outcome", "orch.diagnosis", "orch.stopped_at_epoch", "orch.role")
+
+
+def ui_address(base: str, *, experiment_id: str | None = None, run_id: str | None = None,
+               view: bool = False) -> str:
+    """The MLflow UI address that opens on the runs (never the GenAI pages).
+
+    >>> ui_address("http://127.0.0.1:5000", experiment_id="3")
+    'http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning'
+    >>> ui_address("http://127.0.0.1:5000", experiment_id="3", run_id="ab")
+    'http://127.0.0.1:5000/#/experiments/3/runs/ab?workflowType=machine_learning'
+    >>> ui_address("http://h:5000/", experiment_id="3", view=True)
+    'http://h:5000/#/experiments/3/runs?viewStateShareKey=orch&workflowType=machine_learning'
+    """
+    base = base.rstrip("/")
+    if experiment_id is None:
+        return f"{base}/#/experiments?{UI_WORKFLOW}"
+    route = f"{base}/#/experiments/{experiment_id}"
+    if run_id:
+        return f"{route}/runs/{run_id}?{UI_WORKFLOW}"
+    if view:  # the runs tab itself: the redirect from the bare route drops the view key
+        return f"{route}/runs?viewStateShareKey={UI_VIEW_KEY}&{UI_WORKFLOW}"
+    return f"{route}?{UI_WORKFLOW}"
+
+
+def ui_view_state(*, metric: str, goal: str, params: Sequence[str] = (),
+                  metrics: Sequence[str] = ()) -> str:
+    """The saved view's JSON (MLflow's shared view state): the columns a reviewer needs.
+    The default order (newest first) is kept: sorting by a metric would list trials apart
+    from the sweep they are nested under."""
+    import json
+
+    def col(kind: str, key: str) -> str:
+        return f"{kind}.`{key}`"
+
+    columns = [col("metrics", m) for m in dict.fromkeys([metric, *metrics]) if m]
+    columns += [col("tags", t) for t in UI_VIEW_TAGS]
+    columns += [col("params", p) for p in params]
+    return json.dumps({"selectedColumns": columns})
+
+
 
 
 def _free_port(host: str) -> int:
@@ -594,12 +748,6 @@ class UIServer:
     process: subprocess.Popen
     command: list[str]
     log_path: Path
-
-    def experiment_url(self, experiment_id: str) -> str:
-        return f"{self.url}/#/experiments/{experiment_id}"
-
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.url}/#/experiments/{experiment_id}/runs/{run_id}"
 
     @property
     def running(self) -> bool:

@@ -105,7 +105,36 @@ class Store:
         except ValueError:
             return None
 
+    def experiment_tags(self, experiment_id: str) -> dict[str, str]:
+        return dict(self.client.get_experiment(experiment_id).tags)
+
     # -- writes ------------------------------------------------------------------------
+
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_experiment_tag(experiment_id, key, str(value))
+
+    def save_ui_view(self, sweep: Any) -> str:
+        """Save the reviewer's view on the sweep's experiment (the MLflow UI's shared view
+        ``orch``: the sweep's metric, outcome, diagnosis and the parameters its trials
+        vary as columns, best first) and mark the experiment as model development;
+        returns the UI route that opens it (see :func:`._review.ui_address`)."""
+        from orchestrator.tracking._recorder import EXPERIMENT_KIND, EXPERIMENT_KIND_ML
+        from orchestrator.tracking._review import UI_VIEW_TAG, ui_view_state
+
+        runs = self.trial_runs(sweep)
+        keys = sorted({k for r in runs for k in r.data.params})
+        varied = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+        extra = [m for m in ("val_acc", "train_loss", "val_loss")
+                 if any(m in r.data.metrics for r in runs)]
+        view = ui_view_state(metric=sweep.metric, goal=sweep.goal, params=varied, metrics=extra)
+        tags = self.experiment_tags(sweep.experiment_id)
+        wanted = {UI_VIEW_TAG: view}
+        if EXPERIMENT_KIND not in tags:
+            wanted[EXPERIMENT_KIND] = EXPERIMENT_KIND_ML
+        if any(tags.get(k) != v for k, v in wanted.items()):
+            self.set_experiment_tags(sweep.experiment_id, wanted)
+        return view
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -1,6 +1,7 @@
-"""End to end: a real small sweep (digits MLP, K-fold, baseline) reviewed with the
+"""End to end: a real small sweep (digits MLP, K-fold, baseline, ASHA) reviewed with the
 method's commands: verdict on the parent run, notes, the HTML report opened in
-headless Chromium, compare and reproduce."""
+headless Chromium, compare, reproduce and the confirmation on fresh seeds. One
+module-scoped sweep serves every check (each real sweep costs the shared cores)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ SPEC = {
         "epochs": {"value": 3}, "train_fraction": {"value": 0.6},
     },
     "baseline": {"lr": 0.001, "width": 16, "optimizer": "adam"},
-    # No early_terminate: with ASHA the engine currently records no trial artifacts
-    # (confusion_matrix.json ...), which the report's confusion section needs.
+    # ASHA cuts some trials after epoch 1 or 2: the report must draw them from their
+    # recorded points and compare them at matched budgets.
+    "early_terminate": {"type": "asha", "grace_period": 1, "max_t": 3, "reduction_factor": 2},
 }
 
 
@@ -59,7 +61,9 @@ def test_the_verdict_is_recorded_on_the_parent_run(swept) -> None:
     verdict = verdict_for(result)
     assert tags["orch.verdict"] == verdict.status in ("confirmed", "refuted", "inconclusive")
     assert tags["orch.verdict_reason"] == verdict.reason
-    assert "paired t-test over 3 folds" in verdict.reason
+    assert verdict.factors == ("lr", "width")  # the hypothesis names them
+    if verdict.comparison is not None:
+        assert "paired t-test over 3 folds" in verdict.reason
 
 
 def test_report_is_one_self_contained_page_that_renders(swept, tmp_path) -> None:
@@ -81,7 +85,11 @@ def test_report_is_one_self_contained_page_that_renders(swept, tmp_path) -> None
     for sid in REPORT_SECTIONS:
         assert f'<section id="{sid}">' in page, sid
     assert "next: try dropout" in page and "This section could not be built" not in page
-    assert page.count("data:image/png;base64,") >= 4  # curves, confusion, 2 plots
+    assert page.count("data:image/png;base64,") >= 8  # curves, gradients, confusion, plots
+    stopped = [r.trial_id for r in result.records if r.outcome == "early_stopped"]
+    assert stopped, "ASHA stopped no trial: the early-stopped checks below test nothing"
+    for tid in stopped:  # drawn from the points MLflow recorded, like every other trial
+        assert f"{tid} (early_stopped)" in page
 
     from mlflow import MlflowClient
 
@@ -97,7 +105,7 @@ def test_report_is_one_self_contained_page_that_renders(swept, tmp_path) -> None
     assert sorted(seen["sections"]) == sorted(REPORT_SECTIONS)
     assert seen["images"] and all(w > 0 for w in seen["images"]), seen["images"]
     assert shot.stat().st_size > 20_000
-    print(f"screenshot: {shot}")
+    print(f"report: {out}  screenshot: {shot}")
 
 
 def _open_in_chromium(html: Path, shot: Path, tmp: Path) -> dict:
@@ -145,6 +153,7 @@ def test_compare_says_whether_the_splits_match(swept) -> None:
     assert res.exit_code == 0, res.output
     assert "same data split" in res.output and "val_loss" in res.output
     assert "width" in res.output or "lr" in res.output  # config differences listed
+    assert "A − B" in res.output and "paired t-test over the folds" in res.output
     client = MlflowClient(uri)
     runs = client.search_runs([result.experiment_id], f"tags.`orch.trial_id` = '{base}'")
     client.set_tag(runs[0].info.run_id, "orch.split_fingerprint", "0000000000000000")
@@ -162,3 +171,17 @@ def test_reproduce_gets_the_recorded_metric_again(swept) -> None:
     assert rep.matches, (rep.recorded, rep.reproduced)
     res = cli("reproduce", best.trial_id, "--tracking-uri", uri)
     assert res.exit_code == 0 and "reproduced" in res.output, res.output
+
+
+def test_confirm_reruns_the_judged_config_on_fresh_seeds(swept) -> None:
+    from mlflow import MlflowClient
+
+    from orchestrator.method import confirm
+
+    result, uri, root = swept
+    verdict = confirm(result, seeds=2, tracking_uri=uri, storage_path=str(root / "ray"))
+    assert verdict.reason.startswith("Confirmed on fresh seeds (sweep ")
+    assert verdict.status in ("confirmed", "refuted", "inconclusive")
+    tags = MlflowClient(uri).get_run(result.parent_run_id).data.tags
+    assert tags["orch.verdict"] == verdict.status
+    assert tags["orch.confirmation_sweep_id"] in verdict.reason

@@ -46,12 +46,13 @@ def test_unparseable_expectation_is_inconclusive_and_quoted() -> None:
     verdict = v("the best trial's val_acc is at least 0.95")
     assert verdict.status == "inconclusive" and verdict.rule is None
     assert "not a machine-checkable rule" in verdict.reason
-    assert "at least 0.95" in verdict.reason and "beats the baseline" in verdict.reason
+    assert "at least 0.95" in verdict.reason
+    assert "significantly better than the baseline" in verdict.reason
 
 
 def test_no_expectation_still_reports_the_baseline_comparison() -> None:
     verdict = v("")
-    assert verdict.status == "inconclusive" and "beats the baseline" in verdict.reason
+    assert verdict.status == "inconclusive" and "better than the baseline" in verdict.reason
 
 
 def test_single_baseline_without_folds_has_no_noise_estimate() -> None:
@@ -86,3 +87,97 @@ def test_no_trial_and_no_baseline() -> None:
     assert "no trial finished" in v("val_acc > baseline", trial=None).reason
     verdict = v("val_acc > baseline", baselines=())
     assert verdict.status == "inconclusive" and "no baseline" in verdict.reason
+
+
+# ------------------------------------------------------------------ wording (item 5)
+
+
+def test_a_difference_inside_the_interval_is_called_not_significant() -> None:
+    # 0.1024 < 0.1397 on average, but the folds disagree: not "does not beat", "not
+    # significantly different"
+    trial = rows("val_loss", [0.08, 0.16, 0.07])
+    base = rows("val_loss", [0.14, 0.13, 0.15])
+    verdict = judge(metric="val_loss", goal="minimize", expected="", trial=trial,
+                    baselines=[base], folds=3)
+    assert "is not significantly different from the baseline" in verdict.reason
+    assert "does not beat" not in verdict.reason
+    assert "noise floor = the baseline's standard deviation over its 3 folds" in verdict.reason
+
+
+# ------------------------------------------------------------------ what is judged (item 3)
+
+from orchestrator.method import RunView, assess  # noqa: E402
+from orchestrator.sweepspec import Parameter  # noqa: E402
+
+PARAMS = (Parameter("lr", "log_uniform_values", min=1e-4, max=0.1),
+          Parameter("dropout", "uniform", min=0.0, max=0.5),
+          Parameter("epochs", "constant", value=3))
+BASE_CFG = {"lr": 0.001, "dropout": 0.0, "epochs": 3}
+
+
+def run(tid, config, folds, role="trial", outcome="completed", epochs=3):
+    """A run whose val_acc folds reach ``folds`` at its last epoch, lower before."""
+    out = {}
+    for step in range(1, epochs + 1):
+        shift = 0.1 * (epochs - step)
+        out[step] = {"epoch": step, **rows("val_acc", [f - shift for f in folds])}
+    return RunView(tid, role, outcome, {**BASE_CFG, **config}, out)
+
+
+def sweep(*trials, expected="val_acc >= baseline + 0.005",
+          hypothesis="Dropout improves accuracy"):
+    base = run("b", {}, [0.90, 0.91, 0.92], role="baseline")
+    return assess(metric="val_acc", goal="maximize", expected=expected, hypothesis=hypothesis,
+                  runs=[base, *trials], folds=3, parameters=PARAMS, baseline=BASE_CFG)
+
+
+def test_the_verdict_tests_the_parameter_the_hypothesis_names() -> None:
+    best = run("both", {"lr": 0.01, "dropout": 0.3}, [0.99, 0.99, 0.995])  # best, two changes
+    only = run("dropout-only", {"dropout": 0.3}, [0.95, 0.955, 0.97])
+    verdict = sweep(best, only)
+    assert verdict.factors == ("dropout",) and verdict.trial_id == "dropout-only"
+    assert verdict.status == "confirmed", verdict.reason
+    assert verdict.reason.startswith("Tests dropout (one factor")
+    assert "changed only dropout 0 → 0.3" in verdict.reason
+    assert verdict.config["dropout"] == 0.3 and verdict.config["lr"] == 0.001
+
+
+def test_without_a_one_factor_trial_the_verdict_says_what_to_run() -> None:
+    best = run("both", {"lr": 0.01, "dropout": 0.3}, [0.99, 0.99, 0.995])
+    verdict = sweep(best)
+    assert verdict.status == "inconclusive" and verdict.comparison is None
+    assert "no trial changed only dropout" in verdict.reason
+    assert verdict.config == {**BASE_CFG, "dropout": 0.3}  # what the confirmation runs
+
+
+def test_without_a_named_parameter_it_says_it_judges_the_best_configuration() -> None:
+    best = run("both", {"lr": 0.01, "dropout": 0.3}, [0.99, 0.99, 0.995])
+    verdict = sweep(best, hypothesis="a tuned network is better")
+    assert verdict.status == "confirmed" and verdict.factors == ()
+    assert verdict.reason.startswith("Judges the best configuration (trial both, which "
+                                     "changed dropout 0 → 0.3, lr 0.001 → 0.01), not a single "
+                                     "factor")
+
+
+# ------------------------------------------------------------------ matched budgets (item 2)
+
+
+def test_an_early_stopped_trial_is_judged_against_the_baseline_at_its_own_epoch() -> None:
+    base = run("b", {}, [0.90, 0.91, 0.92], role="baseline", epochs=9)
+    cut = run("cut", {"lr": 0.01}, [0.70, 0.71, 0.72], outcome="early_stopped", epochs=3)
+    verdict = assess(metric="val_acc", goal="maximize", expected="val_acc >= baseline",
+                     runs=[base, cut], folds=3, parameters=PARAMS, baseline=BASE_CFG)
+    assert verdict.step == 3 and "At epoch 3 (reached by both)" in verdict.reason
+    # the baseline at epoch 3 (0.31), not at its last epoch 9 (0.91): the cut trial
+    # (0.71 at epoch 3) is ahead at the same budget, not "worse, p = 0.0005"
+    assert verdict.comparison.baseline_mean == pytest.approx(0.31)
+    assert verdict.comparison.diff == pytest.approx(0.40) and verdict.comparison.better
+
+
+def test_the_best_is_chosen_among_the_trials_that_ran_deepest() -> None:
+    base = run("b", {}, [0.90, 0.91, 0.92], role="baseline", epochs=9)
+    full = run("full", {"lr": 0.01}, [0.95, 0.95, 0.96], epochs=9)
+    cut = run("cut", {"lr": 0.02}, [0.99, 0.99, 0.99], outcome="early_stopped", epochs=2)
+    verdict = assess(metric="val_acc", goal="maximize", expected="", runs=[base, cut, full],
+                     folds=3, parameters=PARAMS, baseline=BASE_CFG)
+    assert verdict.trial_id == "full" and verdict.step == 9

@@ -315,7 +315,6 @@ def test_export_sweep_roundtrip_pyarrow(sweep_store, tmp_path):
 
     trials = pq.read_table(trials_path)
     assert trials.num_rows == len(sweep.trials)
-    assert b"pandas" not in (trials.schema.metadata or {})
     assert trials.schema.metadata[b"orch.sweep_id"] == b"3f9a1c0b7d2e"
     schema = trials.schema
     for name in ("trial_id", "run_id", "role", "outcome", "diagnosis"):
@@ -344,14 +343,17 @@ def test_export_sweep_roundtrip_pyarrow(sweep_store, tmp_path):
     assert rows["a1b2c3d4_00001"]["config.momentum"] is None  # conditional param
     assert rows["a1b2c3d4_00001"]["config.use_bn"] is False
     assert rows["a1b2c3d4_00003"]["config.use_bn"] is None  # "None" string -> null
-    assert rows["a1b2c3d4_00002"]["tag.orch.stopped_at_epoch"] == "2"
+    assert rows["a1b2c3d4_00002"]["tag.orch.stopped_at_epoch"] == 2
+    assert rows["a1b2c3d4_00002"]["stopped_at_epoch"] == 2 and base["stopped_at_epoch"] is None
+    assert base["sweep_id"] == "3f9a1c0b7d2e" and base["epochs"] == 3
     assert rows["a1b2c3d4_00003"]["outcome"] == "failed"
     assert rows["a1b2c3d4_00003"]["diagnosis"] == "diverged"
     assert "NonFiniteMetricError" in rows["a1b2c3d4_00003"]["tag.orch.error"]
 
     metrics = pq.read_table(metrics_path)
     assert metrics.num_rows == sweep.points
-    assert metrics.schema.names == ["trial_id", "run_id", "metric", "step", "value", "timestamp"]
+    assert metrics.schema.names == ["sweep_id", "trial_id", "run_id", "metric", "fold", "step",
+                                    "value", "timestamp"]
     assert metrics.schema.field("step").type == pa.int64()
     assert metrics.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
     early = [r for r in metrics.to_pylist() if r["trial_id"] == "a1b2c3d4_00002" and r["metric"] == "val_loss"]
@@ -376,7 +378,7 @@ def test_export_sweep_reads_with_pandas(sweep_store, tmp_path):
 
 
 def test_export_sweep_reads_with_duckdb(sweep_store, tmp_path):
-    duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (optional reader check)")
+    import duckdb  # a test dependency: this check must run, never skip
     uri, sweeps = sweep_store
     trials_path, metrics_path = export_sweep("b41d09e2c5f8", tracking_uri=uri, out_dir=tmp_path)
     con = duckdb.connect()
@@ -384,6 +386,69 @@ def test_export_sweep_reads_with_duckdb(sweep_store, tmp_path):
     assert con.execute(f"select count(*) from read_parquet('{metrics_path}')").fetchone()[0] == sweeps[2].points
     width = con.execute(f'select sum("config.model.width") from read_parquet(\'{trials_path}\')').fetchone()[0]
     assert width == 48
+
+
+def _typed_store(root: Path) -> str:
+    """A sweep as the recorder writes a K-fold one: per-fold metrics, a conditional
+    integer (lr_step_size only with the step schedule), seed and stopped_at_epoch tags."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    uri = f"sqlite:///{root / 'typed.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("typed", artifact_location=(root / "art").as_uri())
+    parent = client.create_run(exp, run_name="typed", tags={
+        "orch.role": "sweep", "orch.sweep_id": "7e57ab1e0001", "orch.sweep_name": "typed",
+        "orch.metric": "val_loss", "orch.goal": "minimize", "orch.status": "finished"})
+    trials = [("t0", {"lr_schedule": "step", "lr_step_size": "4"}, "completed", 3),
+              ("t1", {"lr_schedule": "none"}, "early_stopped", 1)]
+    for i, (tid, params, outcome, epochs) in enumerate(trials):
+        tags = {"mlflow.parentRunId": parent.info.run_id, "orch.role": "trial",
+                "orch.sweep_id": "7e57ab1e0001", "orch.trial_id": tid, "orch.outcome": outcome,
+                "orch.seed": str(1000 + i), "orch.attempts": "1"}
+        if outcome == "early_stopped":
+            tags["orch.stopped_at_epoch"] = str(epochs)
+        run = client.create_run(exp, run_name=tid, tags=tags)
+        points = []
+        for step in range(1, epochs + 1):
+            points += [Metric("val_loss", 1.0 / step, T0 + step, step)]
+            points += [Metric(f"val_loss_fold{k}", 1.0 / step + 0.01 * k, T0 + step, step)
+                       for k in range(2)]
+        client.log_batch(run.info.run_id, metrics=points,
+                         params=[Param(k, v) for k, v in params.items()])
+        client.set_terminated(run.info.run_id, "FINISHED")
+    return uri
+
+
+def test_export_types_what_a_reader_computes_with(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pd = pytest.importorskip("pandas")
+    uri = _typed_store(tmp_path)
+    trials_path, metrics_path = export_sweep("typed", tracking_uri=uri, out_dir=tmp_path / "x")
+    trials = pq.read_table(trials_path)
+    for name in ("seed", "stopped_at_epoch", "epochs", "tag.orch.seed",
+                 "tag.orch.stopped_at_epoch", "config.lr_step_size"):
+        assert trials.schema.field(name).type == pa.int64(), name
+    assert trials.column("sweep_id").to_pylist() == ["7e57ab1e0001"] * 2
+    assert not [n for n in trials.schema.names if "_fold" in n]  # folds are rows, not names
+    frame = pd.read_parquet(trials_path)
+    assert str(frame["config.lr_step_size"].dtype) == "Int64"  # not float64 for the null
+    assert frame["config.lr_step_size"].tolist()[0] == 4
+    assert frame["seed"].tolist() == [1000, 1001] and frame["epochs"].tolist() == [3, 1]
+    metrics = pd.read_parquet(metrics_path)
+    assert set(metrics["metric"]) == {"val_loss"} and set(metrics["sweep_id"]) == {"7e57ab1e0001"}
+    per_fold = metrics[metrics["fold"].notna()]
+    assert sorted(per_fold["fold"].unique().tolist()) == [0, 1] and len(per_fold) == 8
+    assert str(metrics["fold"].dtype) == "Int64"
+
+
+def test_export_schema_is_documented():
+    from orchestrator.tracking._review import EXPORT_SCHEMA
+
+    for column in ("sweep_id", "seed", "stopped_at_epoch", "epochs", "fold", "config.<param>"):
+        assert column in EXPORT_SCHEMA, column
 
 
 def test_export_running_sweep_has_null_end(sweep_store, tmp_path):
@@ -455,3 +520,35 @@ def test_serve_ui_reports_a_server_that_dies(tmp_path):
 def test_serve_ui_missing_store(tmp_path):
     with pytest.raises(TrackingError, match="does not exist"):
         serve_ui(tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}", port=0)
+
+
+# ------------------------------------------------------------------ UI addresses
+
+
+def test_every_ui_address_opens_on_the_runs_not_the_genai_pages():
+    from orchestrator.tracking._review import ui_address
+
+    base = "http://127.0.0.1:5000"
+    for url in (ui_address(base), ui_address(base, experiment_id="4"),
+                ui_address(base, experiment_id="4", run_id="ab12"),
+                ui_address(base, experiment_id="4", view=True)):
+        route, _, query = url.partition("?")
+        assert "#/experiments" in route and "workflowType=machine_learning" in query, url
+
+
+def test_the_reviewers_view_is_saved_on_the_experiment(sweep_store):
+    import json
+
+    from orchestrator.tracking import Store
+    from orchestrator.tracking._review import UI_VIEW_TAG
+
+    uri, sweeps = sweep_store
+    sweep = find_sweep(sweeps[0].sweep_id, tracking_uri=uri)
+    store = Store(uri)
+    store.save_ui_view(sweep)
+    tags = store.experiment_tags(sweep.experiment_id)
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    columns = json.loads(tags[UI_VIEW_TAG])["selectedColumns"]
+    assert columns[0] == "metrics.`val_loss`"
+    assert "tags.`orch.outcome`" in columns and "tags.`orch.diagnosis`" in columns
+    assert "params.`lr`" in columns and "params.`model.width`" in columns

@@ -286,3 +286,65 @@ def test_runs_page_nests_trials_under_sweep(ui, tmp_path):
     # the other sweep in the same experiment stays collapsed
     assert other.parent_run_id in rows
     assert not any(t in seen["text"] for t in other.run_ids)
+
+
+# ------------------------------------------------------------------ the address orch prints
+
+
+async def _open(devtools_port: int, url: str, shot: Path, ready: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{devtools_port}/json/list") as resp:
+            page = next(t for t in await resp.json() if t.get("type") == "page")
+        async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            cdp = DevTools(ws)
+            await cdp.call("Page.enable")
+            await cdp.call("Runtime.enable")
+            await cdp.call("Emulation.setDeviceMetricsOverride", width=1600, height=900,
+                           deviceScaleFactor=1, mobile=False)
+            await cdp.call("Page.navigate", url=url)
+            try:
+                ok = True
+                try:
+                    await cdp.wait_for(ready, "the runs table", timeout_s=25)
+                except AssertionError:
+                    ok = False
+                await asyncio.sleep(1.0)
+                headers = await cdp.js(
+                    "[...document.querySelectorAll('.ag-header-cell')].map(e => e.innerText.trim())"
+                    ".join('|')")
+                text = await cdp.js("document.body.innerText")
+                href = await cdp.js("location.href")
+            finally:
+                await cdp.screenshot(shot)
+    return {"ok": ok, "headers": headers or "", "text": text or "", "href": href}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_the_address_orch_ui_prints_opens_on_the_runs_with_the_reviewers_columns(ui, tmp_path):
+    pytest.importorskip("aiohttp")
+    from orchestrator.cli._records import ui_lines
+
+    server, uri, sweeps = ui
+    lines = ui_lines(server.url, uri)
+    assert all("workflowType=machine_learning" in line for line in lines), lines
+    newest = next(s for s in sweeps if s.sweep_id == "b41d09e2c5f8")  # started last
+    url = lines[-1].rsplit(" ", 1)[-1]
+    assert f"#/experiments/{newest.experiment_id}/runs?" in url
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc, port = _start_chromium(profile)
+    shot = tmp_path / "orch-ui.png"
+    ready = f"!!document.querySelector('a[href$=\"/runs/{newest.parent_run_id}\"]')"
+    try:
+        seen = asyncio.run(asyncio.wait_for(_open(port, url, shot, ready), timeout=60))
+    finally:
+        _stop(proc)
+    print(f"screenshot: {shot}")
+    assert seen["ok"], (seen["href"], seen["text"][:500])
+    assert "Traces" not in seen["headers"]
+    # the reviewer's columns: the metric, the outcome, the parameters the trials vary
+    for column in ("val_loss", "orch.outcome", "lr", "model.width"):
+        assert column in seen["headers"], seen["headers"]
+    assert "Source" not in seen["headers"] and "Models" not in seen["headers"]
