@@ -22,6 +22,7 @@ def sweep(
     tracking: bool = True,
     storage_path: str | None = None,
     live: bool = False,
+    confirm: bool = True,
     **spec_overrides: Any,
 ) -> Any:
     """Run a sweep from Python and return a :class:`~orchestrator.engine.SweepResult`.
@@ -34,6 +35,10 @@ def sweep(
     >>> import orchestrator
     >>> result = orchestrator.sweep("search_spaces/quick.yaml", run_cap=2)  # doctest: +SKIP
     >>> result.best.config, result.trials.shape                             # doctest: +SKIP
+
+    With ``expected:`` in the spec the verdict is confirmed on fresh seeds after the
+    sweep (``confirm_seeds``, 3 by default; ``confirm=False`` skips it) and kept as
+    ``result.verdict``; see :func:`orchestrator.method.confirm`.
     """
     from orchestrator.engine import run_sweep
 
@@ -50,6 +55,15 @@ def sweep(
 
     loaded = resolve_placeholders(loaded, trainable=trainable, tracking_uri=tracking_uri,
                                   tracking=tracking)  # `from: lr_find` → LR range test
-    return run_sweep(loaded, trainable=trainable, address=address, tracking_uri=tracking_uri,
-                     tracking=tracking, storage_path=storage_path, live=live, spec_text=text,
-                     verdict=verdict_for)
+    result = run_sweep(loaded, trainable=trainable, address=address,
+                       tracking_uri=tracking_uri, tracking=tracking, storage_path=storage_path,
+                       live=live, spec_text=text, verdict=verdict_for)
+    if confirm and not result.interrupted and result.best is not None:
+        from orchestrator.method import confirm as confirm_verdict
+        from orchestrator.method import confirmation_seeds
+
+        if confirmation_seeds(loaded) > 0:
+            result.verdict = confirm_verdict(result, trainable=trainable, address=address,
+                                             tracking=tracking, storage_path=storage_path,
+                                             live=live)
+    return result

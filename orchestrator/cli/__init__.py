@@ -4,6 +4,7 @@
 ``_common``               consoles, plain-text printing, options, exit codes
 ``_sweep``                validate, sweep, resume, and the end-of-sweep summary
 ``_records``              ls, export, ui
+``_dashboard``            dashboard (Optuna's, over the study a sweep kept)
 ``_method``               lr-find, ablate, report, compare, reproduce, note
 ========================  ==================================================
 
@@ -18,7 +19,7 @@ import sys
 
 import typer
 
-from orchestrator.cli import _method, _records, _sweep
+from orchestrator.cli import _dashboard, _method, _records, _sweep
 from orchestrator.cli._common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -49,6 +50,7 @@ app.command("resume")(_sweep.resume)
 app.command("ls")(_records.ls)
 app.command()(_records.export)
 app.command()(_records.ui)
+app.command()(_dashboard.dashboard)
 app.command("lr-find")(_method.lr_find)
 app.command()(_method.ablate)
 app.command()(_method.report)

@@ -61,8 +61,36 @@ def validate(spec: SpecArg, set_: SetOpt = None) -> None:
                      "of fit_classifier, orchestrator.cv_settings(), toolkit.fold_indices): its "
                      "trials are not K-fold. Read them as the README's 'Your own trainable' "
                      "shows, or remove `cv:`")
+    notes.extend(_method_notes(s))
     for note in notes:
         say(out, ("  note:", "yellow"), f" {note}")
+
+
+def _method_notes(s: Any) -> list[str]:
+    """What happens after the sweep because of `expected:` (confirmation), or why a verdict
+    can only be inconclusive (free text)."""
+    from orchestrator.method import confirmation_seeds
+    from orchestrator.sweepspec import parse_rule
+
+    if not s.expected:
+        return []
+    if parse_rule(s.expected) is None:
+        return [f"`expected: {s.expected}` is free text, so the verdict can only be "
+                "inconclusive; write it as a rule orch can check, e.g. "
+                f"`expected: {_rule_example(s)}`"]
+    n = confirmation_seeds(s)
+    if n == 0:
+        return []
+    return [f"after the sweep, the judged configuration and the baseline run again on {n} "
+            "fresh seeds each, in full, and the verdict is judged on those "
+            "(`confirm_seeds: N` sets how many, 0 turns it off)"]
+
+
+def _rule_example(s: Any) -> str:
+    metric = s.metric.name if s.metric else "val_acc"
+    better = ">=" if s.metric is None or s.metric.goal == "maximize" else "<="
+    step = "+ 0.005" if better == ">=" else "- 0.005"
+    return f"{metric} {better} baseline {step}"
 
 
 def _objectives(s: Any) -> str:
@@ -149,7 +177,31 @@ def sweep(
         raise fail(exc, EXIT_INVALID) from None
     except OrchError as exc:
         raise fail(exc, EXIT_ERROR) from None
-    _finish(result)
+    _finish(result, _confirmed(result, address=address, storage_path=storage_path, live=live,
+                               tracking=not no_tracking))
+
+
+def _confirmed(result: Any, **run: Any) -> Any:
+    """The verdict confirmed on fresh seeds (``confirm_seeds``; on by default with
+    ``expected:``), or None when there is nothing to confirm. A confirmation that is
+    interrupted prints the sweep's own summary and exits 130."""
+    from orchestrator.method import confirm, confirmation_seeds
+
+    n = confirmation_seeds(result.spec)
+    if n == 0 or result.interrupted or result.tracking_problems or result.best is None:
+        return None
+    say(out, f"confirming the verdict: the judged configuration and the baseline again, "
+        f"{n} fresh seeds each, no early stopping (confirm_seeds: 0 turns this off)")
+    try:
+        return confirm(result, seeds=n, **run)
+    except KeyboardInterrupt:
+        print_summary(result)
+        say(err, ("interrupted:", "bold red"), " the confirmation stopped; the verdict above "
+            "is the sweep's own, unconfirmed")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OrchError as exc:
+        say(err, ("warning:", "yellow"), f" the confirmation did not run: {exc}")
+        return None
 
 
 def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address: str | None,
@@ -191,7 +243,7 @@ def _resume(ref: str | None, current: Any, *, tracking_uri: str | None, address:
                                          after_storage_problem=after_storage))
     except OrchError as exc:
         raise fail(exc, EXIT_ERROR) from None
-    _finish(result)
+    _finish(result, _confirmed(result, address=address, live=live, tracking_uri=uri))
 
 
 def _comparable(current: Any, stored: dict[str, Any]) -> dict[str, Any]:
@@ -221,9 +273,9 @@ def resume(
     _resume(sweep_ref, None, tracking_uri=tracking_uri, address=address, live=live)
 
 
-def _finish(result: Any) -> None:
+def _finish(result: Any, verdict: Any = None) -> None:
     """Print the summary and exit with the sweep's status."""
-    print_summary(result)
+    print_summary(result, verdict)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.tracking_problems:  # records lost or incomplete: the sweep did not do its job

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.engine._context import derive_seed
+from orchestrator.engine._diagnosis import gradient_health
 from orchestrator.engine._env import prepare_driver
-from orchestrator.engine._ledger import Ledger, Listener
+from orchestrator.engine._ledger import REPEAT_KEY, Ledger, Listener
 from orchestrator.engine._records import (
     OUTCOMES,
     USABLE,
@@ -24,8 +26,9 @@ from orchestrator.engine._records import (
     best_record,
 )
 
-__all__ = ["OUTCOMES", "USABLE", "Ledger", "Listener", "Resume", "SweepResult", "TrialRecord",
-           "best_record", "ensure_ray", "prepare_driver", "run_sweep"]
+__all__ = ["OUTCOMES", "REPEAT_KEY", "USABLE", "Ledger", "Listener", "Resume", "SweepResult",
+           "TrialRecord", "best_record", "derive_seed", "ensure_ray", "gradient_health",
+           "prepare_driver", "run_sweep"]
 
 
 def run_sweep(spec: Any, *, address: str | None = None, **kwargs: Any) -> SweepResult:

@@ -167,6 +167,9 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     storage_problem: str = ""  # the storage failed: the sweep stopped, resumably
+    # The verdict on the hypothesis once judged after the sweep (``orchestrator.sweep``
+    # confirms it on fresh seeds when the spec has ``expected:``); None until then.
+    verdict: Any = None
 
     @property
     def metric(self) -> str:

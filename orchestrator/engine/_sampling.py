@@ -102,6 +102,46 @@ class OptunaSpace:
             return quantize(x, p.q) if d.startswith("q_") else x  # type: ignore[arg-type]
         raise ValueError(f"unknown distribution {d!r} for parameter {p.name!r}")
 
+    def optuna_point(self, point: dict[str, Any]) -> dict[str, Any]:
+        """A flat config (``points_to_evaluate``) as the values Optuna is asked to fix
+        (``Study.enqueue_trial``): what :meth:`sample` would have drawn to give it."""
+        by_name = {p.name: p for p in self.params}
+        fixed: dict[str, Any] = {}
+        for name, value in point.items():
+            p = by_name[name]
+            if p.distribution != "constant":
+                fixed[name.replace(".", OPTUNA_SEP)] = self._internal(p, value)
+        return fixed
+
+    def _internal(self, p: Parameter, value: Any) -> Any:
+        d = p.distribution
+        if d == "categorical":
+            values = list(p.values)
+            if p.probabilities is not None and self.method == "random":
+                i = values.index(value)  # the middle of its share of [0, 1]
+                edges = [0.0, *itertools.accumulate(p.probabilities)]
+                return (edges[i] + edges[i + 1]) / 2
+            if all(isinstance(v, _PRIMITIVE) for v in values):
+                return value
+            return json.dumps(value, sort_keys=True, default=str)
+        if d == "int_uniform":
+            return int(value)
+        if d in UNIFORM_VARIABLE:
+            return _quantile(p, float(value))
+        return float(value)
+
+
+def _quantile(p: Parameter, x: float) -> float:
+    """The ``u`` with ``inverse_cdf(p, u) == x`` (bisection: inverse_cdf increases in u)."""
+    lo, hi = UNIFORM_VARIABLE[p.distribution]
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if inverse_cdf(p, mid) < x:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
 
 def inverse_cdf(p: Parameter, u: float) -> float:
     """The value at quantile ``u`` of ``p``'s distribution, before quantization, as W&B

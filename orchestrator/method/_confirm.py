@@ -45,22 +45,23 @@ __all__ = ["CONFIRM_FIELD", "DEFAULT_SEEDS", "confirm", "confirmation_seeds"]
 
 DEFAULT_SEEDS = 3  # seeds per configuration when the spec has `expected:` and says nothing
 CONFIRM_FIELD = "confirm_seeds"  # the spec field: how many seeds, 0 = off
-REPEAT_KEY = "__orch_repeat"  # the engine's config key for a repeat (a distinct trial seed)
 
 
 def confirmation_seeds(spec: Any) -> int:
     """How many seeds the confirmation runs: the spec's ``confirm_seeds``, else
-    ``DEFAULT_SEEDS`` when the spec has ``expected:``, else 0 (off)."""
+    ``DEFAULT_SEEDS`` when the spec's ``expected:`` is a rule (free text can only end
+    inconclusive), else 0 (off)."""
     n = getattr(spec, CONFIRM_FIELD, None)
-    if n is None:
-        return DEFAULT_SEEDS if (getattr(spec, "expected", "") or "").strip() else 0
+    if n is None:  # on by default for an expectation a rule can check (free text cannot)
+        expected = (getattr(spec, "expected", "") or "").strip()
+        return DEFAULT_SEEDS if expected and parse_rule(expected) is not None else 0
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"`{CONFIRM_FIELD}` must be a whole number >= 0, but got {n!r}")
     return n
 
 
 def _confirm_spec(spec: Any, seeds: int) -> Any:
-    from orchestrator.engine._context import derive_seed
+    from orchestrator.engine import derive_seed
 
     return dataclasses.replace(
         spec, name=f"{spec.name}-confirm", slug=f"{spec.slug}-confirm", method="grid",
@@ -69,6 +70,8 @@ def _confirm_spec(spec: Any, seeds: int) -> Any:
 
 
 def _configs(config: Mapping[str, Any], seeds: int) -> list[dict[str, Any]]:
+    from orchestrator.engine import REPEAT_KEY
+
     return [{**config, **({REPEAT_KEY: i} if i else {})} for i in range(seeds)]
 
 
@@ -167,6 +170,9 @@ def confirm(result: SweepResult, *, seeds: int | None = None,
 
         result = run_sweep(spec, verdict=verdict_for)
         verdict = confirm(result)            # prints nothing; records the verdict
+
+    An interrupted confirmation sweep raises ``KeyboardInterrupt`` (its runs are closed;
+    the sweep's own verdict stands, unconfirmed).
     """
     from orchestrator.engine import run_sweep
     from orchestrator.sweepspec import baseline_config
@@ -190,6 +196,8 @@ def confirm(result: SweepResult, *, seeds: int | None = None,
     found = run_sweep(cspec, trainable=trainable, address=address,
                       tracking_uri=tracking_uri or result.tracking_uri, tracking=tracking,
                       storage_path=storage_path, live=live, configs=_configs(before.config, n))
+    if found.interrupted:  # judged on part of its runs it would say too much: stop here
+        raise KeyboardInterrupt(f"the confirmation sweep {found.sweep_id} was interrupted")
     after = _judge_runs(cspec, before, found)
     problems = _record(result, found, before, after) if tracking else []
     if problems:

@@ -241,6 +241,11 @@ class SweepSpec:
     time_budget_s: float | None = None  # the whole sweep's wall-time budget (Ray's TuneConfig)
     metric_constraints: tuple[Rule, ...] = ()  # feasibility rules, e.g. `n_params <= 50000`
     pbt: PBT | None = None  # set for method pbt and pb2
+    # Configs the search tries first (flat, dotted names; the rest sampled): Ray's name.
+    points_to_evaluate: tuple[dict[str, Any], ...] = ()
+    # Seeds the winner and the baseline are rerun on after the sweep (None: 3 with
+    # `expected:`, else none; 0: none); see orchestrator.method.confirm.
+    confirm_seeds: int | None = None
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:

@@ -8,7 +8,7 @@ The pipeline, each step its own module:
 4. the sections are read: ``_sections`` (method, trainable, names, budget, baseline,
    resources, cv, numbers), ``_objectives`` (metric, metrics, constraints),
    ``_parameters`` and ``_conditions`` (the space), ``_early`` (early stopping) and
-   ``_running`` (stop, PBT);
+   ``_running`` (stop, PBT), ``_points`` (points to try first, confirmation seeds);
 5. the rules that tie sections together (a metric for the method, for early stopping).
 
 Every problem becomes an :class:`~orchestrator.errors.Issue` with its YAML path, its
@@ -33,6 +33,7 @@ from orchestrator.sweepspec._model import SweepSpec
 from orchestrator.sweepspec._objectives import check_objectives, read_constraints, read_objectives
 from orchestrator.sweepspec._overrides import apply_overrides
 from orchestrator.sweepspec._parameters import build_parameters
+from orchestrator.sweepspec._points import read_confirm_seeds, read_points
 from orchestrator.sweepspec._running import read_pbt, read_stop
 from orchestrator.sweepspec._sections import (
     Top,
@@ -130,6 +131,8 @@ def _build(data: Any, source: str, trainable: str | None, issues: Issues) -> Swe
     pbt = read_pbt(data.get("pbt"), method, built, found, objectives=objectives or (),
                    early=top.has("early_terminate"), issues=issues)
     stop = read_stop(data.get("stop"), objectives or (), issues)
+    points = read_points(data.get("points_to_evaluate"), method, built, run_cap, issues)
+    confirm_seeds = read_confirm_seeds(data.get("confirm_seeds"), issues)
     name, experiment = read_names(top, source, issues)
     texts = read_texts(top, issues)
     baseline, repeats = read_baseline(top, issues)
@@ -146,6 +149,7 @@ def _build(data: Any, source: str, trainable: str | None, issues: Issues) -> Swe
         description=texts["description"], baseline=baseline, baseline_repeats=repeats,
         early_terminate=early, resources=resources, cv=cv, stop=stop,
         metric_constraints=constraints, pbt=pbt, storage_path=top.get("storage_path", str),
+        points_to_evaluate=points, confirm_seeds=confirm_seeds,
         raw=data, source=source, notes=tuple(issues.notes), **numbers,
     )
 

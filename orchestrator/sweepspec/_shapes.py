@@ -112,6 +112,8 @@ class TopShape(BaseModel):
     stop: Any = None
     metric_constraints: Any = None
     pbt: Any = None
+    points_to_evaluate: Any = None  # checked by _points, whose messages say what to write
+    confirm_seeds: Any = None
     cv: dict[str, Any] | None = None
     storage_path: str | None = None
     project: str | None = None  # W&B's project: names the experiment

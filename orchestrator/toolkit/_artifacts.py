@@ -55,12 +55,17 @@ def save_confusion_matrix(
     labels: Sequence[Any] | None = None,
     folds: int = 1,
     epoch: int | None = None,
-) -> tuple[Path, Path]:
-    """Write ``confusion_matrix.json`` and ``confusion_matrix.png`` into ``folder``.
+    draw: bool = True,
+) -> tuple[Path, Path | None]:
+    """Write ``confusion_matrix.json`` and (``draw``) ``confusion_matrix.png`` into ``folder``.
 
     Rows are true labels, columns predicted labels. The JSON holds ``labels``,
-    ``matrix``, ``samples`` (the matrix's sum), ``folds`` and ``epoch``.
+    ``matrix``, ``samples`` (the matrix's sum), ``folds`` and ``epoch``. The loop writes
+    the JSON at every epoch (a trial stopped early keeps its latest) and draws the PNG at
+    the last; the review draws from the JSON with the same function.
     """
+    from orchestrator.method.figures import draw_confusion_matrix
+
     matrix = np.asarray(matrix, dtype=np.int64)
     labels = list(range(len(matrix))) if labels is None else list(labels)
     folder = Path(folder)
@@ -75,23 +80,16 @@ def save_confusion_matrix(
         "epoch": epoch,
     }
     json_path = folder / CONFUSION_JSON
-    json_path.write_text(json.dumps(table, indent=1) + "\n")
-
+    partial = json_path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(table, indent=1) + "\n")
+    partial.replace(json_path)  # whole or not at all: a trial may be stopped at any moment
+    if not draw:
+        return json_path, None
     size = max(4.0, 0.45 * len(labels) + 2)
     figure = _figure(size, size)
-    ax = figure.add_subplot()
-    ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(labels))
-    ax.set_xticks(ticks, [str(label) for label in labels])
-    ax.set_yticks(ticks, [str(label) for label in labels])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
     summed = f", summed over {folds} folds" if folds > 1 else ""
-    ax.set_title(f"confusion matrix (validation{summed})")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (row, col), count in np.ndenumerate(matrix):
-        color = "white" if count > threshold else "black"
-        ax.text(col, row, str(count), ha="center", va="center", color=color, fontsize=8)
+    draw_confusion_matrix(figure.add_subplot(), matrix, labels, fontsize=8,
+                          title=f"confusion matrix (validation{summed})")
     figure.tight_layout()
     png_path = folder / CONFUSION_PNG
     figure.savefig(png_path)

@@ -252,6 +252,13 @@ def _save_artifacts(
     return matrix
 
 
+def _save_matrix_table(folds: list[_Fold], data: ClassificationData, epoch: int) -> None:
+    matrix = _confusion(folds, data)
+    if matrix.sum():
+        save_confusion_matrix(matrix, folder=artifact_dir(), folds=len(folds), epoch=epoch,
+                              draw=False)
+
+
 def _save_artifacts_quietly(
     history: list[dict[str, Any]], folds: list[_Fold], data: ClassificationData
 ) -> None:
@@ -494,6 +501,8 @@ class _Loop:
                 # Before the last report: a scheduler stopping the trial at its final
                 # epoch (ASHA at max_t) ends it inside report(), with nothing after it.
                 self.matrix = _save_artifacts(self.history, folds, data, with_matrix=True)
+            else:  # a trial stopped early keeps this epoch's matrix (JSON only: cheap)
+                _save_matrix_table(folds, data, epoch)
             report(record, checkpoint=state)
 
 

@@ -117,8 +117,10 @@ class Recorder:
     def __init__(self, spec: SweepSpec, *, sweep_id: str, tracking_uri: str | None = None,
                  spec_text: str | None = None, experiment_path: str = "",
                  journal_dir: Path | None = None,
-                 verdict: Callable[[SweepResult], Any] | None = None) -> None:
+                 verdict: Callable[[SweepResult], Any] | None = None,
+                 optuna_storage: str = "") -> None:
         self.spec = spec
+        self.optuna_storage = optuna_storage  # where the sweep's Optuna study is kept
         self.verdict = verdict  # the method's judge, handed in: tracking does not judge
         self.experiment_path = experiment_path
         self.prior_outcomes: dict[str, str] = {}  # resumed sweep: trial id → recorded outcome
@@ -224,10 +226,35 @@ class Recorder:
                 "`experiment:` to another name")
         if exp is not None:
             self.experiment_id = exp.experiment_id
+        self._describe_experiment(dict(exp.tags) if exp is not None else {})
+
+    def _describe_experiment(self, tags: dict[str, str]) -> None:
+        """The experiment opens in MLflow's model-training view with the reviewer's columns
+        (the sweep's metric, outcome, diagnosis, what it searches), from the first trial
+        on; an experiment made by hand gets its kind too. A failure here loses nothing."""
+        from orchestrator.tracking._review import UI_VIEW_TAG, ui_view_state
+
+        spec = self.spec
+        wanted = {UI_VIEW_TAG: ui_view_state(
+            metric=spec.metric.name if spec.metric else "",
+            goal=spec.metric.goal if spec.metric else "",
+            params=[p.name for p in spec.searched], metrics=["val_acc", "train_loss", "val_loss"])}
+        if EXPERIMENT_KIND not in tags:
+            wanted[EXPERIMENT_KIND] = EXPERIMENT_KIND_ML
+        try:
+            for key, value in wanted.items():
+                if tags.get(key) != value:
+                    self._client.set_experiment_tag(self.experiment_id, key, value)
+        except Exception as exc:  # noqa: BLE001 - a view is a convenience, not a record
+            self.warnings.append(f"the MLflow UI view was not saved: {_short(exc)}")
 
     def _sweep_tags(self) -> dict[str, str]:
         spec = self.spec
         commit, dirty = git_state(os.getcwd())
+        if not commit and "no code version" not in " ".join(self.warnings):
+            self.warnings.append("not a git repository (or git is missing): no code version "
+                                 "recorded with the sweep; run it from a git checkout to "
+                                 "tie its results to a commit")
         metric = spec.metric
         return {
             "orch.role": "sweep",
@@ -244,6 +271,7 @@ class Recorder:
             "orch.status": "running",
             "orch.storage": self.experiment_path,
             "orch.journal": str(self.journal_dir / JOURNAL_FILE) if self.journal_dir else "",
+            "orch.optuna_storage": self.optuna_storage,
             "orch.git_commit": commit,
             "orch.git_dirty": dirty,
             "mlflow.source.git.commit": commit,

@@ -67,8 +67,9 @@ __all__ = [
     "ui_view_state",
 ]
 
-#: The outcomes a trial run can carry in ``orch.outcome``, in display order.
-OUTCOMES: tuple[str, ...] = ("completed", "early_stopped", "failed", "killed")
+# The outcomes a trial run can carry in ``orch.outcome``, in display order: the engine's.
+# (From its records module, not the package: the package's run_sweep reaches tracking.)
+from orchestrator.engine._records import OUTCOMES  # noqa: E402
 
 _PAGE = 1000  # rows per search_runs page
 _SWEEP_FILTER = "tags.`orch.role` = 'sweep'"

@@ -79,6 +79,19 @@ def check_complete(db: Path) -> None:
         assert steps == list(range(1, EPOCHS + 1)), (run.info.run_name, steps)
     parent = next(r for r in runs if r.data.tags.get("orch.role") == "sweep")
     assert parent.info.status == "FINISHED" and parent.data.tags["orch.status"] == "finished"
+    # The kept Optuna study continued across the resume: the budget once, nothing RUNNING
+    # (trials a killed driver had asked for are told FAIL), each finished trial's value.
+    from optuna.trial import TrialState
+
+    from orchestrator.engine._study import load_study
+
+    study = load_study(parent.data.tags["orch.optuna_storage"], parent.data.tags["orch.sweep_id"])
+    states = [t.state for t in study.get_trials()]
+    assert TrialState.RUNNING not in states, states
+    told = {t.user_attrs["orch.trial_id"]: t.value for t in study.get_trials()
+            if t.state == TrialState.COMPLETE}
+    final = {r.data.tags["orch.trial_id"]: r.data.metrics["loss"] for r in done}
+    assert told == final, (told, final)
 
 
 @settings(max_examples=5, deadline=None, derandomize=True, database=None,

@@ -61,8 +61,8 @@ def test_a_grid_without_a_metric_runs_every_point_and_names_no_best(ray_session,
 
 
 def test_the_time_budget_ends_the_sweep_and_says_why(ray_session, store):
-    spec = base(metric={"name": "loss"}, run_cap=20, time_budget_s=4,
-                parameters={"x": {"min": 0.0, "max": 1.0}, "epochs": {"value": 50},
+    spec = base(metric={"name": "loss"}, run_cap=20, time_budget_s=15,
+                parameters={"x": {"min": 0.0, "max": 1.0}, "epochs": {"value": 100},
                             "pause": {"value": 0.3}})
     result = orchestrator.sweep(spec, trainable=slow, tracking=False)
     assert len(result.records) < 20

@@ -95,3 +95,31 @@ def test_ray_start_has_the_address_resolution_the_loopback_wrapper_replaces():
 
     assert callable(services.resolve_ip_for_localhost) and callable(main)
     assert is_localhost("127.0.0.1") and not is_localhost("192.0.2.7")
+
+
+def test_optuna_search_keeps_the_study_and_trials_orch_reads(tmp_path):
+    """set_constraints, set_optuna_attrs, describe_optuna_study, fail_orphaned_optuna_trials."""
+    import optuna
+    from optuna.trial import TrialState
+    from ray.tune.search.optuna import OptunaSearch
+
+    def space(trial):
+        trial.suggest_float("x", 0.0, 1.0)
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}")
+    searcher = OptunaSearch(space=space, metric="loss", mode="min", storage=storage,
+                            study_name="s")
+    _private.describe_optuna_study(searcher, ["loss"], {"orch.sweep_id": "s"})
+    for tid in ("a", "b", "c"):
+        searcher.suggest(tid)
+    _private.set_optuna_attrs(searcher, "a", {"orch.trial_id": "a"})
+    _private.set_constraints(searcher, "a", [0.0])
+    searcher.on_trial_complete("a", {"loss": 1.0})
+    del searcher._ot_trials["c"]  # as a searcher restored from a save made before "c"
+    assert _private.fail_orphaned_optuna_trials(searcher) == 1
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.metric_names == ["loss"] and study.user_attrs == {"orch.sweep_id": "s"}
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING,
+                                               TrialState.FAIL]
+    assert study.trials[0].user_attrs == {"orch.trial_id": "a",
+                                          _private.CONSTRAINTS_ATTR: [0.0]}

@@ -57,13 +57,23 @@ def test_the_verdict_is_recorded_on_the_parent_run(swept) -> None:
     from orchestrator.method import verdict_for
 
     result, uri, _ = swept
-    tags = MlflowClient(uri).get_run(result.parent_run_id).data.tags
-    verdict = verdict_for(result)
+    client = MlflowClient(uri)
+    tags = client.get_run(result.parent_run_id).data.tags
+    own = verdict_for(result)
+    assert own.factors == ("lr", "width")  # the hypothesis names them
+    # `expected:` is a rule, so orchestrator.sweep confirmed the verdict on fresh seeds:
+    # a sweep of its own, the judged config and the baseline 3 times each, in full.
+    verdict = result.verdict
     assert tags["orch.verdict"] == verdict.status in ("confirmed", "refuted", "inconclusive")
     assert tags["orch.verdict_reason"] == verdict.reason
-    assert verdict.factors == ("lr", "width")  # the hypothesis names them
+    assert tags["orch.verdict_before_confirmation"] == own.status
+    confirmation = client.search_runs(
+        [result.experiment_id], f"tags.`orch.sweep_id` = '{tags['orch.confirmation_sweep_id']}'")
+    trials = [r for r in confirmation if r.data.tags.get("orch.role") != "sweep"]
+    assert len(trials) == 6 and all(r.info.status == "FINISHED" for r in trials)
+    assert {r.data.tags.get("orch.outcome") for r in trials} == {"completed"}
     if verdict.comparison is not None:
-        assert "paired t-test over 3 folds" in verdict.reason
+        assert "Confirmed on fresh seeds" in verdict.reason
 
 
 def test_report_is_one_self_contained_page_that_renders(swept, tmp_path) -> None:

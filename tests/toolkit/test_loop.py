@@ -201,3 +201,25 @@ def test_importing_orchestrator_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_trial_stopped_early_keeps_the_matrix_of_its_last_epoch(monkeypatch) -> None:
+    """The matrix's table is written before every report (a scheduler may end the trial
+    inside any of them); the picture only at the last epoch."""
+    import orchestrator.toolkit._loop as loop
+
+    seen = []
+    real = loop.report
+
+    def report(record, **kwargs):
+        table = got.artifacts / "confusion_matrix.json"
+        seen.append((record["epoch"], json.loads(table.read_text())["epoch"],
+                     (got.artifacts / "confusion_matrix.png").exists()))
+        return real(record, **kwargs)
+
+    monkeypatch.setattr(loop, "report", report)
+    with capture_reports(metric="val_loss", seed=0) as got:
+        digits_mlp({"epochs": 3, "width": 16})
+    assert seen == [(1, 1, False), (2, 2, False), (3, 3, True)]
+    matrix = json.loads((got.artifacts / "confusion_matrix.json").read_text())
+    assert matrix["samples"] == sum(map(sum, matrix["matrix"])) > 0

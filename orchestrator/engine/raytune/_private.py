@@ -25,6 +25,11 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
 6. :func:`set_constraints` — ``metric_constraints`` reach Optuna's constrained samplers
    as a user attribute of the finished trial, set before Ray's ``OptunaSearch`` tells
    the study: that needs the Optuna trial it keeps per Tune trial (``_ot_trials``).
+8. :func:`fail_orphaned_optuna_trials` — after a resume, the Optuna trials the kept study
+   holds as RUNNING that the restored ``OptunaSearch`` does not know (asked by a driver
+   killed before Ray saved the searcher) are told FAIL, so the study shows no trial
+   running forever; it reads the searcher's ``_ot_study`` and ``_ot_trials``.
+   :func:`describe_optuna_study` names the study's objectives through ``_ot_study``.
 7. :func:`population_scheduler_class` — Ray's PopulationBasedTraining and PB2, with
    their ``_exploit`` step (private) wrapped to tell orch's ledger which trial copied
    which, at which step, into which config.
@@ -38,12 +43,13 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "kill_trial_actor",
            "loopback_effective", "population_scheduler_class", "ray_start_keeping_loopback",
-           "set_constraints",
+           "describe_optuna_study", "fail_orphaned_optuna_trials", "set_constraints", "set_optuna_attrs",
            "wrap_session_report"]
 
 RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
@@ -149,9 +155,46 @@ CONSTRAINTS_ATTR = "orch_constraints"  # the user attribute Optuna's constraints
 
 def set_constraints(searcher: Any, trial_id: str, values: list[float]) -> None:
     """Attach a trial's constraint values to the Optuna trial Ray's OptunaSearch keeps."""
+    set_optuna_attrs(searcher, trial_id, {CONSTRAINTS_ATTR: values})
+
+
+def set_optuna_attrs(searcher: Any, trial_id: str, attrs: dict[str, Any]) -> None:
+    """Set user attributes on the Optuna trial Ray's OptunaSearch keeps for a Tune trial."""
     ot_trial = getattr(searcher, "_ot_trials", {}).get(trial_id)
     if ot_trial is not None:
-        ot_trial.set_user_attr(CONSTRAINTS_ATTR, values)
+        for key, value in attrs.items():
+            ot_trial.set_user_attr(key, value)
+
+
+def describe_optuna_study(searcher: Any, metric_names: list[str],
+                          attrs: dict[str, Any]) -> None:
+    """Name the kept study's objectives (Optuna's dashboard shows "Objective 0" otherwise)
+    and set its user attributes."""
+    study = getattr(searcher, "_ot_study", None)
+    if study is None:
+        return
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names)
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+
+
+def fail_orphaned_optuna_trials(searcher: Any) -> int:
+    """Tell FAIL every RUNNING trial of the searcher's study it does not hold; how many."""
+    study = getattr(searcher, "_ot_study", None)
+    if study is None:
+        return 0
+    from optuna.trial import TrialState
+
+    held = {t.number for t in getattr(searcher, "_ot_trials", {}).values()}
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if t.number not in held]
+    for number in orphans:
+        study.tell(number, state=TrialState.FAIL)
+    return len(orphans)
 
 
 def population_scheduler_class(kind: str) -> type:

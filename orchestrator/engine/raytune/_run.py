@@ -44,7 +44,7 @@ from orchestrator.engine.raytune._start import (
 )
 from orchestrator.engine.raytune._trial import make_trial_class, make_trial_function
 from orchestrator.errors import OrchError
-from orchestrator.sweepspec import SweepSpec
+from orchestrator.sweepspec import POPULATION_METHODS, SweepSpec
 
 __all__ = ["CHECKPOINTS_KEPT", "Resume", "new_sweep_id", "run_sweep"]
 
@@ -103,9 +103,10 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
                 verdict: Callable[[SweepResult], Any] | None) -> SweepResult:
     ledger = Ledger(spec)
     LEDGERS[sweep_id] = ledger
+    study = _study(spec, configs, tracking_uri, tracking, local_dir)
     try:
         tuner = _build_tuner(spec, fn, resources, storage, experiment_path, sweep_id,
-                             configs, resume)
+                             configs, resume, study)
     except OrchError:
         LEDGERS.pop(sweep_id, None)
         raise
@@ -118,7 +119,8 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
 
         recorder = Recorder(spec, sweep_id=sweep_id, tracking_uri=tracking_uri,
                             spec_text=spec_text, experiment_path=experiment_path,
-                            journal_dir=local_dir, verdict=verdict)
+                            journal_dir=local_dir, verdict=verdict,
+                            optuna_storage=study or "")
         try:  # fails here, before any trial, if the store is unreachable
             recorder.start(resume_parent=resume.parent_run_id if resume else None)
         except BaseException:
@@ -183,10 +185,11 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
 def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
                  resources: Mapping[str, float], storage: str, experiment_path: str,
                  sweep_id: str, configs: Sequence[Mapping[str, Any]] | None,
-                 resume: Resume | None) -> Any:
+                 resume: Resume | None, study: str | None = None) -> Any:
     from ray import tune
 
-    search_alg, param_space, num_samples = build_search(spec, configs)
+    search_alg, param_space, num_samples = build_search(
+        spec, configs, study=(study, sweep_id) if study and resume is None else None)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     metric = spec.metric.name if spec.metric else None
     wrap = make_trial_class if isinstance(fn, type) else make_trial_function
@@ -234,6 +237,21 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
     )
 
 
+def _study(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None,
+           tracking_uri: str | None, tracking: bool, local_dir: Path) -> str | None:
+    """The Optuna storage URL of a sweep Optuna samples (None for grid, PBT and ablations).
+    A resumed sweep's searcher comes back from Ray's state with the storage it had."""
+    if spec.method == "grid" or spec.method in POPULATION_METHODS or configs is not None:
+        return None
+    from orchestrator.engine._study import study_url
+
+    if tracking:
+        from orchestrator.tracking import resolve_tracking_uri
+
+        tracking_uri = resolve_tracking_uri(tracking_uri)
+    return study_url(tracking_uri if tracking else None, local_dir)
+
+
 STATE_FILES = ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json",
                "tuner.pkl")  # what Ray Tune restores a sweep from
 
@@ -249,14 +267,7 @@ def _check_state(experiment_path: str) -> None:
         if not found:
             continue
         newest = found[-1]
-        problem = ""
-        if newest.stat().st_size == 0:
-            problem = "is empty (0 bytes)"
-        elif newest.suffix == ".json":
-            try:
-                json.loads(newest.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                problem = f"is not valid JSON ({exc})"
+        problem = _cut_short(newest)
         if problem:
             free = shutil.disk_usage(folder).free / 2**20
             raise OrchError(
@@ -265,6 +276,23 @@ def _check_state(experiment_path: str) -> None:
                 "Resuming from it would start the sweep over and lose track of the trials "
                 "already recorded, so orch does not. The trials' records stay in MLflow; "
                 "start a new sweep to run the rest of the budget.")
+
+
+def _cut_short(path: Path) -> str:
+    """Why a state file is unusable ("" when it looks whole). Ray writes JSON and pickles
+    (``search_gen_state-*.json`` is a pickle despite its name); a pickle cut short lacks
+    its final STOP opcode."""
+    data = path.read_bytes()
+    if not data:
+        return "is empty (0 bytes)"
+    if data[:1] == b"\x80":  # a pickle's PROTO opcode
+        return "" if data.endswith(b".") else "is a pickle cut short (no STOP opcode)"
+    if path.suffix == ".json":
+        try:
+            json.loads(data.decode("utf-8"))
+        except ValueError as exc:
+            return f"is not valid JSON ({exc})"
+    return ""
 
 
 def _quiet_ray_advice() -> None:

@@ -22,7 +22,13 @@ from ray.tune.search import Searcher
 
 from orchestrator.engine._ledger import GRID_KEY, REPEAT_KEY, ROLE_KEY, unwrap_config
 from orchestrator.engine._sampling import OptunaSpace, make_sampler
-from orchestrator.engine.raytune._private import kill_trial_actor, set_constraints
+from orchestrator.engine.raytune._private import (
+    describe_optuna_study,
+    fail_orphaned_optuna_trials,
+    kill_trial_actor,
+    set_constraints,
+    set_optuna_attrs,
+)
 from orchestrator.sweepspec import (
     POPULATION_METHODS,
     SweepSpec,
@@ -35,6 +41,7 @@ __all__ = ["BaselineFirst", "OrchSearcher", "Referee", "build_scheduler", "build
            "constraint_values"]
 
 
+TRIAL_ATTR = "orch.trial_id"  # user attribute of each Optuna trial: its Tune trial id
 NO_METRIC = "_orch_no_metric"  # what Optuna is told for a sweep without a metric (random)
 
 
@@ -61,6 +68,7 @@ class OrchSearcher(Searcher):
         self.baseline_trials: list[str] = []
         self.last: dict[str, dict[str, Any]] = {}  # trial id -> its latest result
         self.seen: list[float] = []  # the first metric's final values, for impute
+        self.orphans_failed = 0
 
     def set_search_properties(self, metric, mode, config, **spec):  # type: ignore[no-untyped-def]
         # metric and mode were fixed at construction (see build_search): forward only.
@@ -71,7 +79,10 @@ class OrchSearcher(Searcher):
             repeat = len(self.baseline_trials)
             self.baseline_trials.append(trial_id)
             return baseline_point(self.baseline or {}, repeat)
-        return self.inner.suggest(trial_id)
+        point = self.inner.suggest(trial_id)
+        # The kept study names each trial's Tune id (the MLflow run's orch.trial_id).
+        set_optuna_attrs(self.inner, trial_id, {TRIAL_ATTR: trial_id})
+        return point
 
     def _told(self, result: dict | None) -> dict | None:
         if result is not None and self.spec.metric is None:
@@ -135,6 +146,8 @@ class OrchSearcher(Searcher):
             self.inner.restore(inner_path)
         finally:
             os.remove(inner_path)
+        # Trials a killed driver had asked the kept study for, after Ray last saved: FAIL.
+        self.orphans_failed = fail_orphaned_optuna_trials(self.inner)
 
 
 BaselineFirst = OrchSearcher  # its first job; the name older code and benchmarks know
@@ -185,12 +198,14 @@ def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
     return point
 
 
-def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = None
-                 ) -> tuple[Any, dict[str, Any], int]:
+def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = None,
+                 study: tuple[str, str] | None = None) -> tuple[Any, dict[str, Any], int]:
     """The Ray Tune search algorithm, its param_space and the number of samples.
 
     ``configs`` (flat, dotted keys) replaces the search: exactly these configs run,
-    after the baseline, as one grid (``orch ablate`` uses it).
+    after the baseline, as one grid (``orch ablate`` uses it). ``study`` is the
+    ``(storage URL, study name)`` an Optuna-sampled sweep keeps its study in (see
+    :mod:`orchestrator.engine._study`); without it the study lives in memory.
     """
     base = baseline_config(spec)
     extra = spec.baseline_repeats if base is not None else 0
@@ -221,10 +236,20 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
     names = [m.name for m in metrics] or [NO_METRIC]
     modes = [m.mode for m in metrics] or ["min"]
     # A define-by-run space fixes the searcher at construction, so metric and mode go here.
-    searcher = OptunaSearch(space=OptunaSpace(spec.parameters, method=spec.method),
-                            sampler=_sampler(spec),
+    kept: dict[str, Any] = {}
+    if study is not None:
+        from orchestrator.engine._study import open_storage
+
+        kept = {"storage": open_storage(study[0]), "study_name": study[1]}
+    space = OptunaSpace(spec.parameters, method=spec.method)
+    if spec.points_to_evaluate:  # tried first, after the baseline (Optuna's enqueue_trial)
+        kept["points_to_evaluate"] = [space.optuna_point(p) for p in spec.points_to_evaluate]
+    searcher = OptunaSearch(space=space, sampler=_sampler(spec), **kept,
                             metric=names if len(names) > 1 else names[0],
                             mode=modes if len(modes) > 1 else modes[0])
+    if study is not None:
+        describe_optuna_study(searcher, names, {"orch.sweep_id": study[1],
+                                                "orch.sweep_name": spec.name})
     return OrchSearcher(searcher, spec, base, spec.baseline_repeats), {}, spec.run_cap + extra
 
 
@@ -339,7 +364,10 @@ class Referee:
         self.report_timeout_s = report_timeout_s
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:  # being unpickled (a resume): Python asks for __setstate__ first
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     def set_search_properties(self, metric, mode, **spec):  # type: ignore[no-untyped-def]
         return self.inner.set_search_properties(metric, mode, **spec)

@@ -1,6 +1,7 @@
 """Parameter importance and Optuna's review plots, from the recorded trials.
 
-Two Optuna studies are rebuilt from MLflow (typed through the spec):
+Two Optuna studies are built from MLflow's record (typed through the spec, over the
+distributions the sampler drew from when the sweep kept its Optuna study):
 
 * the **matched** study: the trials that reached the matched budget, each with its
   value *at* that budget (see :mod:`orchestrator.method._budget`): importance,
@@ -76,8 +77,53 @@ def _distributions(spec: Any, configs: dict[str, dict[str, Any]]) -> tuple[dict,
     return dists, values
 
 
+def kept_study(data: SweepData) -> Any | None:
+    """The Optuna study the sweep kept (``orch.optuna_storage``), or None (grid, PBT, an
+    older sweep, a storage that moved)."""
+    from orchestrator.engine._study import load_study
+
+    url, sweep_id = data.ptags.get("orch.optuna_storage"), data.ptags.get("orch.sweep_id")
+    if not url or not sweep_id:
+        return None
+    try:
+        return load_study(url, sweep_id)
+    except Exception:  # noqa: BLE001 - the review stands on MLflow's record alone
+        return None
+
+
+def _sampled_space(kept: Any, dists: dict[str, Any], values: dict[str, dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """The distributions the sampler drew from (the spec's whole range, not the range the
+    trials happened to reach), where they hold the recorded values as they are (not for a
+    parameter Optuna drew as a quantile, e.g. the normal family)."""
+    from orchestrator.engine._sampling import OPTUNA_SEP
+
+    sampled: dict[str, Any] = {}
+    for t in kept.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            sampled.setdefault(name.replace(OPTUNA_SEP, "."), dist)
+    out = dict(dists)
+    for name, dist in sampled.items():
+        seen = [v[name] for v in values.values() if name in v]
+        if name in dists and seen and all(_holds(dist, v) for v in seen):
+            out[name] = dist
+    return out
+
+
+def _holds(dist: Any, value: Any) -> bool:
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return value in dist.choices
+    try:
+        return bool(dist.low <= value <= dist.high)
+    except TypeError:  # a value of another kind
+        return False
+
+
 def studies(data: SweepData) -> tuple[Any, Any, dict[str, Any], Budget]:
-    """``(matched study, history study, distributions, the matched budget)``."""
+    """``(matched study, history study, distributions, the matched budget)``; the
+    distributions are the kept study's where the sweep kept one."""
     import optuna
     from optuna.trial import TrialState, create_trial
 
@@ -85,6 +131,9 @@ def studies(data: SweepData) -> tuple[Any, Any, dict[str, Any], Budget]:
     budget = data.budget
     usable = [t for t in data.trials if t.usable and t.value(data.metric) is not None]
     dists, values = _distributions(data.spec, {t.trial_id: dict(t.config) for t in usable})
+    kept = kept_study(data)
+    if kept is not None:
+        dists = _sampled_space(kept, dists, values)
     matched = optuna.create_study(direction=data.goal)
     history = optuna.create_study(direction=data.goal)
     for t in sorted(usable, key=lambda t: t.started):

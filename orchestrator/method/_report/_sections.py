@@ -307,7 +307,7 @@ def curves(data: SweepData) -> str:
 
 
 def gradients(data: SweepData) -> str:
-    from orchestrator.engine._diagnosis import gradient_health
+    from orchestrator.engine import gradient_health
 
     runs = [r for r in _shown_runs(data) if _series(r, "grad_norm")]
     if not runs:
