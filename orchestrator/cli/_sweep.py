@@ -181,6 +181,55 @@ def sweep(
                                tracking=not no_tracking))
 
 
+FRONT_SHOWN = 10  # Pareto-front trials listed in the summary (all are tagged orch.pareto)
+
+
+def _print_best(result: Any) -> None:
+    """The best trial; for several objectives the Pareto front; with constraints how many
+    trials held them; without a metric, that none is named."""
+    s, metric = result.spec, result.metric
+    if not metric:
+        say(out, "no metric: every point ran, none is named best (add `metric:` to compare)")
+        return
+    best = result.best
+    if s.multi_objective:
+        _print_front(result)
+    elif best is not None:
+        say(out, f"best {metric}: ", (f"{best.value(metric):.5g}", "bold"),
+            f" (trial {best.trial_id})")
+        say(out, f"best config: {best.config}")
+    else:
+        say(out, (f"no trial finished with a finite {metric}", "red"))
+    if s.metric_constraints:
+        _print_feasibility(result)
+
+
+def _print_front(result: Any) -> None:
+    names = [m.name for m in result.spec.metrics]
+    front = result.pareto
+    say(out, f"Pareto front ({', '.join(f'{m.name} {m.goal}' for m in result.spec.metrics)}):"
+        f" {len(front)} trial(s)" + (", none yet" if not front else ""))
+    for r in front[:FRONT_SHOWN]:
+        values = ", ".join(f"{n}={r.value(n):.5g}" for n in names)
+        say(out, f"  {r.trial_id}: {values} — {r.config}")
+    if len(front) > FRONT_SHOWN:
+        say(out, f"  ... {len(front) - FRONT_SHOWN} more (tagged orch.pareto=true in MLflow)")
+
+
+def _print_feasibility(result: Any) -> None:
+    searched = [r for r in result.records if r.role == "trial" and r.history]
+    ok = result.feasible_ids
+    bad = [r for r in searched if r.trial_id not in ok]
+    worst = []
+    for rule in result.spec.metric_constraints:
+        gaps = [abs(v - rule.threshold()) for r in bad
+                if (v := r.value(rule.metric)) is not None and not rule.holds(v)]
+        if gaps:
+            worst.append(f"{rule.text} missed by up to {max(gaps):.4g} in {len(gaps)}")
+    say(out, f"constraints: {len(searched) - len(bad)} of {len(searched)} trial(s) feasible"
+        + (f"; {'; '.join(worst)}" if worst else ""))
+
+
 def _confirmed(result: Any, **run: Any) -> Any:
     """The verdict confirmed on fresh seeds (``confirm_seeds``; on by default with
     ``expected:``), or None when there is nothing to confirm. A confirmation that is
@@ -295,20 +344,15 @@ def print_summary(result: Any, verdict: Any = None) -> None:
         f"{counts['completed']} completed, {counts['early_stopped']} early-stopped, "
         f"{counts['failed']} failed, {counts['killed']} killed"
         f"{' — target reached' if result.target_reached else ''}")
-    best = result.best
-    if best is not None:
-        say(out, f"best {metric}: ", (f"{best.value(metric):.5g}", "bold"),
-            f" (trial {best.trial_id})")
-        say(out, f"best config: {best.config}")
-    else:
-        say(out, (f"no trial finished with a finite {metric}", "red"))
+    _print_best(result)
     from orchestrator.method import against_baseline
     from orchestrator.tracking._review import ui_address
 
-    line = against_baseline(result)  # at the epoch both reached, trial − baseline
+    line = against_baseline(result) if metric else None  # at the epoch both reached
     if line:
         say(out, line)
-    print_verdict(result, verdict)  # hypothesis verdict: confirmed / refuted / inconclusive
+    if metric:
+        print_verdict(result, verdict)  # hypothesis verdict: confirmed / refuted / inconclusive
     diagnoses: dict[str, int] = {}
     for r in result.records:
         if r.diagnosis:
@@ -329,8 +373,10 @@ def print_summary(result: Any, verdict: Any = None) -> None:
         if result.tracking_uri.startswith(("http://", "https://")) and result.experiment_id:
             say(out, "open: " + ui_address(result.tracking_uri, experiment_id=result.experiment_id,
                                            run_id=result.parent_run_id))  # on the runs, not GenAI
+        dashboard = (f"   |   orch dashboard {result.sweep_id}"
+                     if s.method not in ("grid", "pbt", "pb2") else "")
         say(out, f"review: orch ui   |   orch report {result.sweep_id}   |   orch ls   |   "
-            f"orch export {result.sweep_id}")
+            f"orch export {result.sweep_id}{dashboard}")
         if result.interrupted:
             say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
                 "are kept, the unfinished continue, the rest of the budget runs)")

@@ -36,6 +36,14 @@ def test_two_objectives_give_a_pareto_front_tagged_on_every_trial(ray_session, s
     infeasible = [r for r in runs if r.data.tags.get("orch.feasible") == "false"]
     assert all(r.data.metrics["size"] > 8 for r in infeasible)
     assert all(tagged[r.data.tags["orch.trial_id"]] == "false" for r in infeasible)
+    # The report plots the front and counts the infeasible.
+    from orchestrator.method import build_report
+
+    html = build_report(result.sweep_id, tracking_uri=store).html
+    part = html.split('<section id="objectives">', 1)[1].split("</section>", 1)[0]
+    assert 'alt="Pareto front"' in part
+    assert f"{6 - len(infeasible)} of 6 trial(s) met every constraint" in part
+    assert part.count("<tr>") >= len(front) + 1
 
 
 def test_an_infeasible_trial_is_never_the_best(ray_session, store):

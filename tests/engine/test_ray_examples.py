@@ -77,6 +77,16 @@ def test_pbt_function_while_true_ends_by_stop_and_exploits(ray_session, store, t
     assert one.data.tags["orch.pbt.exploited_from"] in {r.data.tags["orch.trial_id"]
                                                         for r in runs}
     assert any(a.path == "pbt_schedule.json" for a in client.list_artifacts(one.info.run_id))
+    # The report draws the best trial's schedule (or says it kept its own config).
+    from orchestrator.method import build_report
+
+    html = build_report(result.sweep_id, tracking_uri=store).html
+    part = html.split('<section id="population">', 1)[1].split("</section>", 1)[0]
+    best = next(r for r in runs if r.data.tags["orch.trial_id"] == result.best.trial_id)
+    if best.data.tags.get("orch.pbt.exploits"):
+        assert "<img" in part and "exploit(s)" in part, part[:500]
+    else:
+        assert "never exploited" in part, part[:500]
 
 
 def test_a_tune_trainable_class_retries_from_its_own_checkpoint(ray_session, store, tmp_path):

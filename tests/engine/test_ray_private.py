@@ -113,7 +113,7 @@ def test_optuna_search_keeps_the_study_and_trials_orch_reads(tmp_path):
     for tid in ("a", "b", "c"):
         searcher.suggest(tid)
     _private.set_optuna_attrs(searcher, "a", {"orch.trial_id": "a"})
-    _private.set_constraints(searcher, "a", [0.0])
+    _private.set_constraints(searcher, "a", {"size <= 8": -1.0})
     searcher.on_trial_complete("a", {"loss": 1.0})
     del searcher._ot_trials["c"]  # as a searcher restored from a save made before "c"
     assert _private.fail_orphaned_optuna_trials(searcher) == 1
@@ -121,5 +121,5 @@ def test_optuna_search_keeps_the_study_and_trials_orch_reads(tmp_path):
     assert study.metric_names == ["loss"] and study.user_attrs == {"orch.sweep_id": "s"}
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING,
                                                TrialState.FAIL]
-    assert study.trials[0].user_attrs == {"orch.trial_id": "a",
-                                          _private.CONSTRAINTS_ATTR: [0.0]}
+    assert study.trials[0].user_attrs == {"orch.trial_id": "a"}
+    assert study.trials[0].constraints == {"size <= 8": -1.0}

@@ -23,8 +23,9 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
    the LAN address, and the setting that stops that (3.) refuses multi-node clusters, so
    Ray's address resolution is wrapped to keep loopback addresses as given.
 6. :func:`set_constraints` — ``metric_constraints`` reach Optuna's constrained samplers
-   as a user attribute of the finished trial, set before Ray's ``OptunaSearch`` tells
-   the study: that needs the Optuna trial it keeps per Tune trial (``_ot_trials``).
+   as the finished trial's constraints (``Trial.set_constraint``), set before Ray's
+   ``OptunaSearch`` tells the study: that needs the Optuna trial it keeps per Tune trial
+   (``_ot_trials``); :func:`set_optuna_attrs` sets user attributes on it the same way.
 8. :func:`fail_orphaned_optuna_trials` — after a resume, the Optuna trials the kept study
    holds as RUNNING that the restored ``OptunaSearch`` does not know (asked by a driver
    killed before Ray saved the searcher) are told FAIL, so the study shows no trial
@@ -150,12 +151,13 @@ def ray_start_keeping_loopback(argv: list[str]) -> int:
     return 0
 
 
-CONSTRAINTS_ATTR = "orch_constraints"  # the user attribute Optuna's constraints_func reads
-
-
-def set_constraints(searcher: Any, trial_id: str, values: list[float]) -> None:
-    """Attach a trial's constraint values to the Optuna trial Ray's OptunaSearch keeps."""
-    set_optuna_attrs(searcher, trial_id, {CONSTRAINTS_ATTR: values})
+def set_constraints(searcher: Any, trial_id: str, values: dict[str, float]) -> None:
+    """Set a trial's constraint values (``{rule: value}``, feasible at <= 0) on the Optuna
+    trial Ray's OptunaSearch keeps, before it is told: Optuna 5's samplers read them."""
+    ot_trial = getattr(searcher, "_ot_trials", {}).get(trial_id)
+    if ot_trial is not None:
+        for key, value in values.items():
+            ot_trial.set_constraint(key, float(value))
 
 
 def set_optuna_attrs(searcher: Any, trial_id: str, attrs: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ Early stopping is Ray's ``ASHAScheduler`` or ``MedianStoppingRule``.
 from __future__ import annotations
 
 import os
-import warnings
 # Ray Tune's own searcher checkpoints are pickles; we read only files we wrote.
 import pickle  # nosec B403
 from collections.abc import Mapping, Sequence
@@ -54,7 +53,8 @@ class OrchSearcher(Searcher):
       default) or ``best`` value seen so far, or the trial's ``latest`` value; Ray
       would tell Optuna nothing (a FAILED trial TPE ignores, so it samples there again);
     * ``metric_constraints`` become Optuna's constraints (``<= 0`` is feasible), set on
-      each finished trial before Optuna is told of it;
+      each finished trial before Optuna is told of it (Optuna 5's samplers, TPE and GP
+      among them, learn from them);
     * without a metric (``random`` may have none) Optuna is told a constant.
     """
 
@@ -153,42 +153,20 @@ class OrchSearcher(Searcher):
 BaselineFirst = OrchSearcher  # its first job; the name older code and benchmarks know
 
 
-def constraint_values(spec: SweepSpec, result: Mapping[str, Any]) -> list[float]:
-    """Optuna's constraint values of a result: ``<= 0`` where a rule holds, the shortfall
-    where it does not (a missing metric counts as infinitely infeasible)."""
-    values = []
+def constraint_values(spec: SweepSpec, result: Mapping[str, Any]) -> dict[str, float]:
+    """Optuna's constraint values of a result, by rule: ``<= 0`` where a rule holds, the
+    shortfall where it does not (a missing metric counts as infinitely infeasible)."""
+    values = {}
     for rule in spec.metric_constraints:
         value = result.get(rule.metric)
         if value is None:
-            values.append(float("inf"))
+            values[rule.text] = float("inf")
             continue
         threshold = rule.threshold()
         gap = float(value) - threshold if rule.op.startswith("<") else threshold - float(value)
         strict = rule.op in ("<", ">")
-        values.append(gap + (1e-12 if strict and gap == 0 else 0.0))
+        values[rule.text] = gap + (1e-12 if strict and gap == 0 else 0.0)
     return values
-
-
-def _feasibility(trial: Any) -> Any:
-    from orchestrator.engine.raytune._private import CONSTRAINTS_ATTR
-
-    return trial.user_attrs.get(CONSTRAINTS_ATTR, (float("inf"),))
-
-
-def _sampler(spec: SweepSpec) -> Any:
-    """The method's Optuna sampler; with ``metric_constraints`` one that learns from them
-    (Optuna's constrained TPE and GP: a trial is feasible when every value is <= 0)."""
-    if not spec.metric_constraints or spec.method not in ("bayes", "tpe", "gp"):
-        return make_sampler(spec)
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if spec.method == "gp":
-            return optuna.samplers.GPSampler(seed=spec.seed, warn_independent_sampling=False,
-                                             constraints_func=_feasibility)
-        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
-                                          constraints_func=_feasibility)
 
 
 def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -244,7 +222,7 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
     space = OptunaSpace(spec.parameters, method=spec.method)
     if spec.points_to_evaluate:  # tried first, after the baseline (Optuna's enqueue_trial)
         kept["points_to_evaluate"] = [space.optuna_point(p) for p in spec.points_to_evaluate]
-    searcher = OptunaSearch(space=space, sampler=_sampler(spec), **kept,
+    searcher = OptunaSearch(space=space, sampler=make_sampler(spec), **kept,
                             metric=names if len(names) > 1 else names[0],
                             mode=modes if len(modes) > 1 else modes[0])
     if study is not None:

@@ -16,7 +16,9 @@ baseline and the best highlighted, then one panel per trial), ``gradients``
 verdict), ``confusion``, ``importance`` (fANOVA and PED-ANOVA at a matched budget,
 bootstrap spread), ``plots`` (optimisation history, intermediate values, parallel
 coordinates, slices, contour of the two most important), ``diagnosis``, ``budget``
-(what early stopping saved), ``next-ranges`` and ``notes``. An ablation
+(what early stopping saved), ``next-ranges`` and ``notes``; ``objectives`` (the Pareto
+front, the constraints) for several objectives or constraints and ``population`` (the
+best trial's PBT schedule) for pbt/pb2. An ablation
 (``orch ablate``) gets ``ablation`` (the factor = value table) in place of
 ``importance`` and the search plots.
 """
@@ -33,6 +35,7 @@ from orchestrator.method._report import _sections as sections
 from orchestrator.method._report._data import SweepData, load
 from orchestrator.method._report._html import CSS, esc, para, section, table
 from orchestrator.method._report._importance import importance, plots, studies, top_parameters
+from orchestrator.method._report._objectives import objectives, population
 from orchestrator.method._report._ranges import RangeSuggestion, suggest_ranges
 
 __all__ = ["ABLATION_SECTIONS", "REPORT_SECTIONS", "RangeSuggestion", "Report", "build_report",
@@ -98,13 +101,25 @@ def _search_sections(data: SweepData, problems: list[str]) -> dict[str, Any]:
             "next-ranges": lambda: _next_ranges(data, budget)}
 
 
+def _sections_for(data: SweepData) -> tuple[str, ...]:
+    """The report's sections; ``objectives`` after ``baseline`` for several objectives or
+    constraints, ``population`` after ``curves`` for PBT/PB2."""
+    spec, order = data.spec, list(REPORT_SECTIONS)
+    if spec is not None and (len(spec.metrics) >= 2 or spec.metric_constraints):
+        order.insert(order.index("baseline") + 1, "objectives")
+    if spec is not None and spec.method in ("pbt", "pb2"):
+        order.insert(order.index("curves") + 1, "population")
+    return tuple(order)
+
+
 TITLES = {"aim": "Aim and verdict", "baseline": "Best trials against the baseline",
           "best-trials": "Trials, best first", "curves": "Learning curves of every trial",
           "gradients": "Gradient health", "confusion": "Confusion matrices",
           "importance": "Parameter importance", "plots": "The search, in pictures",
           "diagnosis": "Diagnosis", "budget": "What early stopping saved",
           "next-ranges": "Suggested ranges for the next sweep",
-          "ablation": "One factor at a time", "notes": "Notes and reflection"}
+          "ablation": "One factor at a time", "notes": "Notes and reflection",
+          "objectives": "Objectives and constraints", "population": "Population-based training"}
 
 
 def build_report(sweep_ref: str, *, tracking_uri: str) -> Report:
@@ -123,9 +138,11 @@ def build_report(sweep_ref: str, *, tracking_uri: str) -> Report:
         "budget": lambda: sections.budget(data),
         "ablation": lambda: sections.ablation(data),
         "notes": lambda: sections.notes(data),
+        "objectives": lambda: objectives(data),
+        "population": lambda: population(data),
     }
     is_ablation = data.ptags.get("orch.ablation") == "true"
-    order = ABLATION_SECTIONS if is_ablation else REPORT_SECTIONS
+    order = ABLATION_SECTIONS if is_ablation else _sections_for(data)
     if not is_ablation:
         makers.update(_search_sections(data, problems))
 
