@@ -5,7 +5,7 @@
 ``_sweep``                validate, sweep, resume, and the end-of-sweep summary
 ``_records``              ls, export, ui
 ``_dashboard``            dashboard (Optuna's, over the study a sweep kept)
-``_method``               lr-find, ablate, report, compare, reproduce, note
+``_method``               lr-find, ablate, report, next, compare, reproduce, note
 ========================  ==================================================
 
 Exit status: 0 success; 2 invalid spec or usage; 3 some trials failed; 4 another
@@ -54,6 +54,7 @@ app.command()(_dashboard.dashboard)
 app.command("lr-find")(_method.lr_find)
 app.command()(_method.ablate)
 app.command()(_method.report)
+app.command("next")(_method.next_sweep)
 app.command()(_method.compare)
 app.command()(_method.reproduce)
 app.command()(_method.note)

@@ -1,4 +1,5 @@
-"""The method as commands: `orch lr-find`, `ablate`, `report`, `compare`, `reproduce`, `note`.
+"""The method as commands: `orch lr-find`, `ablate`, `report`, `next`, `compare`, `reproduce`,
+`note`.
 
 Heavy imports (Ray, torch, MLflow) happen inside the commands, so ``orch --help``
 stays fast. ``reproduce`` exits 3 when the metric is not reproduced within the
@@ -8,6 +9,7 @@ tolerance.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +34,7 @@ from orchestrator.cli._common import (
     say,
 )
 
-__all__ = ["ablate", "compare", "lr_find", "note", "report", "reproduce"]
+__all__ = ["ablate", "compare", "lr_find", "next_sweep", "note", "report", "reproduce"]
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -176,6 +178,80 @@ def report(
                                        "report.html)" if rep.logged else ""))
     for problem in rep.problems:
         say(err, ("report:", "yellow"), f" {problem}")
+
+
+def _cannot_write(path: Path, problem: str) -> typer.Exit:
+    say(err, ("error:", "bold red"), f" cannot write the next spec to {path}: {problem}; "
+        "choose another --out (in a folder you can write to), or --out - to print it")
+    return typer.Exit(EXIT_ERROR)
+
+
+def _writable(path: Path, *, force: bool) -> None:
+    """Exit 2 when ``path`` exists (unless ``force``), 4 when a file stands where one of its
+    folders should be."""
+    if path.exists() and not force:
+        say(err, ("error:", "bold red"), f" {path} exists and was left as it is; pass --force "
+            "to overwrite it, or choose another --out")
+        raise typer.Exit(EXIT_INVALID)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise _cannot_write(path, f"{blocker} is a file, not a folder")
+
+
+def _write_new(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to ``path``, which must not exist unless ``force``; errors say what to
+    do (exit 2: it exists; 4: it cannot be written)."""
+    problem = None
+    _writable(path, force=force)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w" if force else "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:  # a file where a folder of the path should be, or a race
+        problem = f"{path.parent} is not a folder" if not path.parent.is_dir() else \
+            f"{path} appeared meanwhile"
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem:
+        raise _cannot_write(path, problem)
+
+
+def next_sweep(
+    sweep_ref: SweepArg,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Spec file to write (default: <next name>.yaml in the working "
+        "directory; '-' prints it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Write the next sweep's spec from this one's review: the best config as the baseline,
+    ranges narrowed (or widened at an edge), exhausted parameters fixed, the next best
+    configs tried first; the verdict and your notes as comments, the hypothesis to write."""
+    from orchestrator.errors import OrchError
+    from orchestrator.method import next_name, plan_next, read_review
+    from orchestrator.sweepspec import slugify
+    from orchestrator.tracking import resolve_tracking_uri
+
+    if out_file is not None and str(out_file) != "-":
+        _writable(out_file, force=force)  # before the review is read: fail fast
+    try:
+        review = read_review(sweep_ref, tracking_uri=resolve_tracking_uri(tracking_uri))
+        path = out_file or Path(f"{slugify(next_name(review.name))}.yaml")
+        printed = str(path) == "-"
+        planned = plan_next(review, file=None if printed else str(path))
+    except OrchError as exc:
+        raise _failing(exc) from None
+    for problem in planned.problems:
+        say(err, ("next:", "yellow"), f" {problem}")
+    if printed:
+        sys.stdout.write(planned.text)
+        return
+    _write_new(path, planned.text, force=force)
+    say(out, f"wrote {path}: {planned.name}, the sweep after {review.name} "
+        f"({review.sweep_id}); baseline = its best trial {planned.baseline_from}; "
+        f"{planned.summary}")
+    say(out, f"next: write `hypothesis:` in {path}, then `orch validate {path} && orch sweep "
+        f"{path}`")
 
 
 def compare(

@@ -7,6 +7,7 @@ verdict, the review report, and working with recorded runs.
 (end of every sweep)      :func:`verdict_for`, :func:`assess`, :func:`judge`
 (after a sweep)           :func:`confirm`: the verdict on fresh seeds
 ``orch report SWEEP``     :func:`write_report`
+``orch next SWEEP``       :func:`next_spec`, :func:`read_review`, :func:`plan_next`
 ``orch compare A B``      :func:`compare_runs`
 ``orch reproduce RUN``    :func:`reproduce`
 ``orch note SWEEP TEXT``  :func:`add_note`
@@ -32,6 +33,15 @@ from orchestrator.method._lr_find import (
     start_config,
 )
 from orchestrator.method._budget import Budget, RunView, matched_budget
+from orchestrator.method._next import (
+    NextSpec,
+    RankedTrial,
+    SweepReview,
+    next_name,
+    next_spec,
+    plan_next,
+    read_review,
+)
 from orchestrator.method._confirm import confirm, confirmation_seeds
 from orchestrator.method._report import (
     ABLATION_SECTIONS,
@@ -77,12 +87,15 @@ __all__ = [
     "Budget",
     "Comparison",
     "LRFind",
+    "NextSpec",
+    "RankedTrial",
     "RangeSuggestion",
     "Report",
     "Reproduction",
     "Rule",
     "RunComparison",
     "RunView",
+    "SweepReview",
     "Verdict",
     "ablation_plan",
     "ablation_values",
@@ -102,8 +115,12 @@ __all__ = [
     "lr_find",
     "matched_budget",
     "named_factors",
+    "next_name",
+    "next_spec",
     "parse_rule",
+    "plan_next",
     "plot_lr_find",
+    "read_review",
     "reproduce",
     "resolve_placeholders",
     "start_config",
