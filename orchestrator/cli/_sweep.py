@@ -206,7 +206,9 @@ def _print_best(result: Any) -> None:
 
 def _print_front(result: Any) -> None:
     names = [m.name for m in result.spec.metrics]
-    front = result.pareto
+    first = result.spec.metrics[0]
+    front = sorted(result.pareto, key=lambda r: r.value(first.name)
+                   * (1 if first.goal == "minimize" else -1))
     say(out, f"Pareto front ({', '.join(f'{m.name} {m.goal}' for m in result.spec.metrics)}):"
         f" {len(front)} trial(s)" + (", none yet" if not front else ""))
     for r in front[:FRONT_SHOWN]:
@@ -377,6 +379,9 @@ def print_summary(result: Any, verdict: Any = None) -> None:
                      if s.method not in ("grid", "pbt", "pb2") else "")
         say(out, f"review: orch ui   |   orch report {result.sweep_id}   |   orch ls   |   "
             f"orch export {result.sweep_id}{dashboard}")
+        if metric and not result.interrupted:
+            say(out, f"next: orch next {result.sweep_id}   (the next spec, written from "
+                "this review)")
         if result.interrupted:
             say(out, ("resume: ", "bold"), f"orch resume {result.sweep_id}   (finished trials "
                 "are kept, the unfinished continue, the rest of the budget runs)")

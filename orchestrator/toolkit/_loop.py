@@ -305,7 +305,8 @@ def fit_classifier(
     ``grad_norm_last``, ``weight_norm`` and ``update_ratio`` (see :class:`EpochStats`; ``lr``
     is the learning rate of the epoch's last step), then ``n_classes`` (so
     :func:`orchestrator.engine._diagnosis.diagnose` can judge under-fitting from the history
-    alone). With K folds each measured number is the fold mean, with ``<name>_std`` beside it,
+    alone) and ``n_params`` (trainable parameters: an objective or a constraint like any
+    metric, e.g. ``metric_constraints: ["n_params <= 20000"]``). With K folds each measured number is the fold mean, with ``<name>_std`` beside it,
     and ``val_loss_fold<k>`` / ``val_acc_fold<k>`` (k from 0) per fold.
 
     ``train_fraction`` trains on a fixed random share of each fold's training samples
@@ -491,7 +492,8 @@ class _Loop:
                 metrics = {key: measured[key] for key in EPOCH_METRICS[1:]}
                 fold.schedule.after_epoch(metrics["val_loss"])
                 per_fold.append(metrics)
-            record = {"epoch": epoch, **_combine(per_fold), "n_classes": data.n_classes}
+            record = {"epoch": epoch, **_combine(per_fold), "n_classes": data.n_classes,
+                      "n_params": _n_params(folds[0].model)}
             if not (math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])):
                 _diverge(epoch, _Divergence(-1, 0, 0, record), self.history, folds, data)
             self.history.append(record)
@@ -504,6 +506,11 @@ class _Loop:
             else:  # a trial stopped early keeps this epoch's matrix (JSON only: cheap)
                 _save_matrix_table(folds, data, epoch)
             report(record, checkpoint=state)
+
+
+def _n_params(model: nn.Module) -> int:
+    """Trainable parameters: an objective or a constraint like any metric (``n_params``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _diverge(

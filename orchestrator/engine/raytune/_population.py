@@ -22,7 +22,7 @@ from orchestrator.engine.raytune._private import population_scheduler_class
 from orchestrator.errors import OrchError
 from orchestrator.sweepspec import Parameter, SweepSpec, nest
 
-__all__ = ["population_scheduler", "population_search", "ray_domain"]
+__all__ = ["InRange", "population_scheduler", "population_search", "ray_domain"]
 
 
 def ray_domain(p: Parameter) -> Any:
@@ -90,4 +90,42 @@ def population_scheduler(spec: SweepSpec, sweep_id: str) -> Any:
     cls = population_scheduler_class("pbt")
     return cls(sweep_id, hyperparam_mutations=nest({p.name: ray_domain(p) for p in mutable}),
                resample_probability=settings.resample_probability, synch=False,
-               log_config=False, **common)
+               log_config=False, custom_explore_fn=InRange(mutable), **common)
+
+
+class InRange:
+    """Ray's PBT perturbs a number by x0.8 or x1.2 without looking at its range (a momentum
+    of 0.9 becomes 1.08): the explored config is brought back inside the spec's range, as
+    a whole number for ``int_uniform`` and on the grid for ``q_*``. Picklable (Tune saves
+    its scheduler for a resume)."""
+
+    def __init__(self, params: list[Parameter]) -> None:
+        self.bounds: dict[str, tuple[float, float, str, float | None]] = {}
+        for p in params:
+            lo_hi = _bounds(p)
+            if lo_hi is not None:
+                self.bounds[p.name] = (*lo_hi, p.distribution, p.q)
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for name, (lo, hi, dist, q) in self.bounds.items():
+            *heads, last = name.split(".")
+            node = config
+            for h in heads:
+                node = node.get(h, {}) if isinstance(node, dict) else {}
+            if not isinstance(node, dict) or not isinstance(node.get(last), (int, float)):
+                continue
+            value = min(max(float(node[last]), lo), hi)
+            if dist.startswith("q_") and q:
+                value = min(max(round(value / q) * q, lo), hi)
+            node[last] = int(round(value)) if dist == "int_uniform" else value
+        return config
+
+
+def _bounds(p: Parameter) -> tuple[float, float] | None:
+    d = p.distribution
+    if d in ("uniform", "q_uniform", "int_uniform", "log_uniform_values",
+             "q_log_uniform_values"):
+        return float(p.min), float(p.max)  # type: ignore[arg-type]
+    if d == "log_uniform":
+        return math.exp(p.min), math.exp(p.max)  # type: ignore[arg-type]
+    return None  # categorical (resampled, never perturbed out of its values) and normal

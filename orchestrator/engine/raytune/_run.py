@@ -49,6 +49,8 @@ from orchestrator.sweepspec import POPULATION_METHODS, SweepSpec
 __all__ = ["CHECKPOINTS_KEPT", "Resume", "new_sweep_id", "run_sweep"]
 
 CHECKPOINTS_KEPT = 2  # per trial: the latest and one before it, in case the latest is corrupt
+# PBT copies other trials' checkpoints while they train on; Ray warns that <= 2 races there.
+POPULATION_CHECKPOINTS_KEPT = 4
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -229,7 +231,8 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             # A class trainable (tune.Trainable) is checkpointed every step by Ray; a function
             # checkpoints itself when it reports (orch's toolkit does, every epoch).
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=CHECKPOINTS_KEPT,
+                num_to_keep=POPULATION_CHECKPOINTS_KEPT if spec.method in POPULATION_METHODS
+                else CHECKPOINTS_KEPT,
                 checkpoint_frequency=1 if isinstance(fn, type) else 0),
             verbose=0,
             log_to_file=False,

@@ -71,7 +71,7 @@ def _front(data: SweepData, names: list[str], goals: list[str]) -> str:
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     rows = [[p[0].trial_id, f"{p[1]:.4g}", f"{p[2]:.4g}",
-             ", ".join(f"{k}={v}" for k, v in p[0].config.items() if k in data.searched)]
+             ", ".join(f"{k}={_short(v)}" for k, v in p[0].config.items() if k in data.searched)]
             for p in on]
     return (png_tag(fig, alt="Pareto front") +
             para(f"The front: trials no other feasible trial beats on every objective "
@@ -122,11 +122,15 @@ def population(data: SweepData) -> str:
     axes[-1].set_xlabel("epoch")
     fig.tight_layout()
     rows = [[str(e["step"]), str(e.get("from") or "(its own start)"),
-             ", ".join(f"{k}={v}" for k, v in _flat(e["config"]).items() if k in names)]
+             ", ".join(f"{k}={_short(v)}" for k, v in _flat(e["config"]).items() if k in names)]
             for e in schedule]
     return (png_tag(fig, alt="PBT schedule") +
             para(f"The best trial ({best.trial_id}): {len(schedule) - 1} exploit(s).",
                  "muted") + table(["from epoch", "copied from", "config"], rows))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _flat(config: Any) -> dict[str, Any]:
