@@ -69,6 +69,10 @@ class TrialContext:
     resume_from: dict[str, Any] | None = None  # with a sink: what load_checkpoint() returns
     keep_checkpoints: bool = True  # with a sink: False drops them (nothing to resume from)
     prepared: bool = False  # inside report(): the metrics were prepared already
+    # In a Ray Train worker (a trial of several workers): where reports and checkpoints go
+    # instead of Ray Tune, with .report(metrics, checkpoint) and .get_checkpoint()
+    # (engine/raytune/_distributed.py).
+    channel: Any = None
 
 
 _CURRENT: TrialContext | None = None
@@ -222,6 +226,9 @@ def report(metrics: Mapping[str, Any], *, checkpoint: Any = None) -> None:
             )
         ctx.sink.append(metrics)
         return
+    if ctx is not None and ctx.channel is not None:  # a Ray Train worker: to ray.train.report
+        ctx.channel.report(metrics, checkpoint)
+        return
     import ray.tune
 
     if ctx is not None:
@@ -280,13 +287,16 @@ def load_checkpoint() -> dict[str, Any] | None:
     ctx = _CURRENT
     if ctx is not None and ctx.sink is not None:
         return ctx.resume_from
-    if "ray" not in sys.modules:  # not inside a Ray Tune trial
+    if ctx is not None and ctx.channel is not None:  # a Ray Train worker: ray.train's checkpoint
+        checkpoint = ctx.channel.get_checkpoint()
+    elif "ray" not in sys.modules:  # not inside a Ray Tune trial
         return None
-    import ray.tune
+    else:
+        import ray.tune
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Ray warns when called outside a trial; None is the answer
-        checkpoint = ray.tune.get_checkpoint()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Ray warns outside a trial; None is the answer
+            checkpoint = ray.tune.get_checkpoint()
     if checkpoint is None:
         return None
     where = getattr(checkpoint, "path", None) or str(checkpoint)

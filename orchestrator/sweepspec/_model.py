@@ -50,7 +50,8 @@ DISTRIBUTIONS: tuple[str, ...] = (
 )
 
 DEFAULT_RUN_CAP = 20  # trials, when the spec sets neither run_cap nor num_samples
-DEFAULT_CPU = 1.0  # CPUs per trial
+DEFAULT_CPU = 1.0  # CPUs per trial (per worker when `workers` > 1)
+DEFAULT_WORKERS = 1  # processes per trial; > 1: Ray Train workers, data-parallel
 DEFAULT_STRATIFY = True  # K-fold keeps each class's share in every fold
 DEFAULT_MU = 0.0  # mean of the normal family (W&B's default)
 DEFAULT_SIGMA = 1.0  # standard deviation of the normal family (W&B's default)
@@ -178,10 +179,20 @@ class PBT:
 
 @dataclass(frozen=True)
 class Resources:
-    """Per trial. ``gpu=None`` (not set): one GPU per trial where the cluster has GPUs, else none."""
+    """Per trial. ``gpu=None`` (not set): one GPU per trial where the cluster has GPUs, else none.
+
+    ``workers`` > 1 runs each trial as one Ray Train job of that many workers, each with
+    ``cpu`` CPUs and ``gpu`` GPUs (``gpu=None``: one each where the cluster has GPUs).
+    """
 
     cpu: float = DEFAULT_CPU
     gpu: float | None = None
+    workers: int = DEFAULT_WORKERS
+
+    @property
+    def distributed(self) -> bool:
+        """Each trial is a Ray Train job of several workers."""
+        return self.workers > 1
 
 
 @dataclass(frozen=True)

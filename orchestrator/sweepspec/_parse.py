@@ -137,7 +137,8 @@ def _build(data: Any, source: str, trainable: str | None, issues: Issues) -> Swe
     texts = read_texts(top, issues)
     baseline, repeats = read_baseline(top, issues)
     numbers = read_numbers(top, issues)
-    resources, cv = read_resources(data.get("resources"), issues), read_cv(data.get("cv"), issues)
+    resources = read_resources(data.get("resources"), issues, method)
+    cv = read_cv(data.get("cv"), issues)
     if issues.items or method is None or objectives is None or tname is None:
         # method/objectives/trainable being None always comes with an issue already added.
         raise SpecError(issues.items, source=source)

@@ -23,6 +23,7 @@ from orchestrator.sweepspec._model import (
     DEFAULT_RUN_CAP,
     DEFAULT_STRATIFY,
     METHODS,
+    POPULATION_METHODS,
     Parameter,
     Resources,
 )
@@ -210,7 +211,7 @@ def read_baseline(top: Top, issues: Issues) -> tuple[dict[str, Any] | str | None
     return baseline, repeats
 
 
-def read_resources(raw: Any, issues: Issues) -> Resources:
+def read_resources(raw: Any, issues: Issues, method: str | None = None) -> Resources:
     if not isinstance(raw, dict):
         return Resources()
     try:
@@ -226,7 +227,28 @@ def read_resources(raw: Any, issues: Issues) -> Resources:
     if rm.gpu is not None and 1 < rm.gpu and not float(rm.gpu).is_integer():
         issues.add("resources.gpu", f"a fraction above 1 GPU cannot be placed, got {rm.gpu:g}",
                    "use a fraction <= 1 or a whole number")
-    return Resources(cpu=cpu, gpu=rm.gpu)
+    workers = 1 if rm.workers is None else rm.workers
+    _check_workers(workers, rm.gpu, method, issues)
+    return Resources(cpu=cpu, gpu=rm.gpu, workers=workers)
+
+
+def _check_workers(workers: int, gpu: float | None, method: str | None, issues: Issues) -> None:
+    """`workers` > 1: one Ray Train job per trial, `cpu` and `gpu` per worker."""
+    if workers < 1:
+        issues.add("resources.workers", f"must be >= 1, got {workers}",
+                   "e.g. workers: 2 (data-parallel workers per trial; 1: one process)")
+        return
+    if workers == 1:
+        return
+    if gpu is not None and gpu > 0 and not float(gpu).is_integer():
+        issues.add("resources.gpu", f"with `workers: {workers}` each worker needs whole GPUs "
+                   f"(two ranks of one job cannot share a GPU under NCCL), got {gpu:g}",
+                   "use gpu: 1 per worker, or gpu: 0 for CPU workers (gloo)")
+    if method in POPULATION_METHODS:
+        issues.add("resources.workers", f"method {method} copies Ray Tune checkpoints between "
+                   f"trials, but a trial of {workers} workers keeps Ray Train's, got "
+                   f"workers: {workers}", f"use workers: 1 with {method}, or another method "
+                   "(tpe, random, ...) with early_terminate")
 
 
 def read_cv(raw: Any, issues: Issues) -> CV | None:

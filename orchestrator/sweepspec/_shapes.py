@@ -50,6 +50,7 @@ class ResourcesShape(BaseModel):
     model_config = STRICT
     cpu: float | None = None
     gpu: float | None = None
+    workers: int | None = None  # Ray Train workers per trial (cpu and gpu: per worker)
 
 
 class CVShape(BaseModel):

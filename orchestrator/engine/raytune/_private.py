@@ -38,6 +38,12 @@ for (``RAY_TESTED``). Anything else in orch uses Ray's public API only.
    actor (``ray.kill``, public) found through the trial's temporary state: a hung
    trainable never returns to Ray, so stopping it politely would leave its actor busy
    and fail the next trial that Ray tries to run on it.
+9. :func:`torch_trainer_class` — Ray Train's ``TorchTrainer`` for trials of several workers
+   (``engine/raytune/_distributed.py``), without the ``PlacementGroupCleanerCallback`` that
+   ``_create_default_callbacks`` (private) adds: the cleaner asks the dashboard's state API
+   whether the Train controller lives, and orch's local Ray runs no dashboard, so it warns
+   every second of every run and, once Tune has ended a trial, stays for good. orch's
+   ``WorkerGroupJanitor`` removes the workers' placement group of every trial Tune ends.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from typing import Any
 __all__ = ["RAY_TESTED", "fall_back_to_existing_checkpoint", "kill_trial_actor",
            "loopback_effective", "population_scheduler_class", "ray_start_keeping_loopback",
            "describe_optuna_study", "fail_orphaned_optuna_trials", "set_constraints", "set_optuna_attrs",
-           "wrap_session_report"]
+           "torch_trainer_class", "wrap_session_report"]
 
 RAY_TESTED = (">=2.54", "<2.61")  # the Ray releases these helpers were checked against
 
@@ -113,6 +119,22 @@ def fall_back_to_existing_checkpoint(trial: Any) -> str:
     return (f"trial {trial.trial_id}: checkpoint {latest.checkpoint.path} is gone; "
             + ("resuming from an older kept checkpoint" if kept
                else "restarting from scratch"))
+
+
+@functools.lru_cache(maxsize=1)
+def torch_trainer_class() -> type:
+    """``ray.train.torch.TorchTrainer`` without Ray Train's placement-group cleaner (9.)."""
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.placement_group_callback import (
+        PlacementGroupCleanerCallback,
+    )
+
+    class OrchTorchTrainer(TorchTrainer):  # type: ignore[misc, valid-type]
+        def _create_default_callbacks(self) -> list[Any]:
+            return [c for c in super()._create_default_callbacks()
+                    if not isinstance(c, PlacementGroupCleanerCallback)]
+
+    return OrchTorchTrainer
 
 
 def loopback_effective() -> bool:

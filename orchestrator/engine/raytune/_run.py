@@ -35,6 +35,13 @@ from orchestrator.engine._lock import local_sweep_dir, sweep_lock
 from orchestrator.engine._records import Resume, SweepResult
 from orchestrator.engine._trainable import load_trainable
 from orchestrator.engine.raytune._callbacks import LEDGERS, Guard, TuneCallback
+from orchestrator.engine.raytune._distributed import (
+    DRIVER_RESOURCES,
+    WorkerGroupJanitor,
+    limit_concurrency,
+    make_distributed_trial,
+    worker_plan,
+)
 from orchestrator.engine.raytune._search import build_scheduler, build_search
 from orchestrator.engine.raytune._start import (
     DEFAULT_STORAGE,
@@ -190,16 +197,26 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
                  resume: Resume | None, study: str | None = None) -> Any:
     from ray import tune
 
+    plan = worker_plan(spec, resources)  # None: one process per trial
+    if plan is not None:  # no more trials at once than the cluster holds all the workers of
+        spec = limit_concurrency(spec, plan)
     search_alg, param_space, num_samples = build_search(
         spec, configs, study=(study, sweep_id) if study and resume is None else None)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     metric = spec.metric.name if spec.metric else None
-    wrap = make_trial_class if isinstance(fn, type) else make_trial_function
-    trial_fn = wrap(fn, metric=metric, sweep_seed=spec.seed,
-                                   split_seed=cv["seed"] if cv else spec.seed, cv=cv,
-                                   artifact_root=experiment_path if "://" not in storage
-                                   else None)
-    trainable = tune.with_resources(trial_fn, dict(resources))
+    artifact_root = experiment_path if "://" not in storage else None
+    if plan is not None:  # each trial one Ray Train job of several workers (_distributed.py)
+        trial_fn = make_distributed_trial(
+            fn, plan, sweep_id=sweep_id, metric=metric, sweep_seed=spec.seed,
+            split_seed=cv["seed"] if cv else spec.seed, cv=cv, train_storage=experiment_path,
+            checkpoints_kept=CHECKPOINTS_KEPT, artifact_root=artifact_root)
+        trainable = tune.with_resources(trial_fn, DRIVER_RESOURCES)
+    else:
+        wrap = make_trial_class if isinstance(fn, type) else make_trial_function
+        trial_fn = wrap(fn, metric=metric, sweep_seed=spec.seed,
+                        split_seed=cv["seed"] if cv else spec.seed, cv=cv,
+                        artifact_root=artifact_root)
+        trainable = tune.with_resources(trial_fn, dict(resources))
     if resume is not None:
         _check_state(resume.experiment_path)
         # Errored trials stay failed (they used up their retries), unless the storage
@@ -219,14 +236,17 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
             num_samples=num_samples,
             max_concurrent_trials=None if isinstance(search_alg, SearchAlgorithm)
             and not isinstance(search_alg, Searcher) else spec.max_concurrent,
-            reuse_actors=_reusable(fn),
+            # A distributed trial's actor waits on its Train run: one Tune stopped cannot be
+            # reset for the next trial (Ray would fail that trial), so it is never reused.
+            reuse_actors=_reusable(fn) and plan is None,
             trial_dirname_creator=lambda t: t.trial_id,
         ),
         run_config=tune.RunConfig(
             name=f"{spec.slug}-{sweep_id}",
             storage_path=storage,
             stop=Guard(sweep_id),
-            callbacks=[TuneCallback(sweep_id)],
+            callbacks=[TuneCallback(sweep_id),
+                       *([WorkerGroupJanitor(sweep_id)] if plan is not None else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # A class trainable (tune.Trainable) is checkpointed every step by Ray; a function
             # checkpoints itself when it reports (orch's toolkit does, every epoch).

@@ -119,8 +119,9 @@ def _private_token() -> None:
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
-    """Each trial's CPUs and GPUs; an unset `gpu` means one GPU where the cluster has any,
-    so a single-GPU machine is used without flags."""
+    """Each trial's CPUs and GPUs (each worker's, with `resources.workers` > 1); an unset
+    `gpu` means one GPU where the cluster has any, so a single-GPU machine is used without
+    flags."""
     import ray
 
     gpu = spec.resources.gpu
@@ -134,6 +135,13 @@ def check_resources(spec: SweepSpec, resources: Mapping[str, float]) -> None:
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if spec.resources.distributed:  # a Ray Train job per trial: all its workers must fit
+        from orchestrator.engine.raytune._distributed import check_worker_resources, worker_plan
+
+        plan = worker_plan(spec, resources)
+        if plan is not None:
+            check_worker_resources(plan, nodes)
+        return
     need = {"CPU": resources["cpu"], "GPU": resources["gpu"]}
     if any(all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)
            for n in nodes):
