@@ -28,7 +28,9 @@ def ray_session():
     if not ray.is_initialized():
         # Workers import test trainables (tests/_trainables.py) by module name.
         path = os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])
-        ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR",
+        # address="local": a Ray of the tests' own, never a cluster some `ray start` left
+        # (Ray would otherwise connect to the address in /tmp/ray/ray_current_cluster).
+        ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR",
                  _node_ip_address="127.0.0.1", log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": path}})
     ensure_ray(None)

@@ -151,3 +151,23 @@ def test_the_guards_verdict_wins_over_ray_s_error():
     ledger.guard_failures["t1"] = "TrialTimeoutError: it reported nothing for 9 s"
     ledger.on_trial_error(t, "The actor is dead because it was killed by `ray.kill`.")
     assert ledger.records["t1"].error.startswith("TrialTimeoutError")
+
+
+def test_a_worker_that_stops_answering_is_named_with_its_node():
+    """Ray's "actor is temporarily unavailable" (a killed worker node, a dead process):
+    the message names the node and says what may have gone, not Ray's raw text alone."""
+    from orchestrator.engine.raytune._callbacks import describe_error
+
+    class Unavailable(Exception):
+        pass
+
+    class FakeTrial:
+        node_ip = "127.0.0.1"
+
+        def get_pickled_error(self):
+            return Unavailable("The actor abc is unavailable: The actor is temporarily "
+                               "unavailable: RpcError: RPC error: Socket closed rpc_code: 14.")
+
+    message, full = describe_error(FakeTrial(), node_id="n-42")
+    assert "node n-42" in message and "stopped answering" in message
+    assert "Socket closed" in message and "Unavailable" in full

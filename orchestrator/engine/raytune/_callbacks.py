@@ -239,8 +239,9 @@ def describe_error(trial: Any, *, node_id: str = "", artifact_dir: str = "") -> 
         return (f"the trial's worker could not import the trainable ({cause or message}); it "
                 "must be importable on every node: a module in the folder orch runs from, "
                 "or an installed package", full)
+    unreachable = "temporarily unavailable" in text or "Socket closed" in text
     if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE) or \
-            "worker process has died" in text:
+            "worker process has died" in text or unreachable:
         crash = _crash(artifact_dir)
         if crash:  # "Fatal Python error: Segmentation fault", then the trial's stack
             first = crash.splitlines()[0].replace("Fatal Python error: ", "")
@@ -250,6 +251,11 @@ def describe_error(trial: Any, *, node_id: str = "", artifact_dir: str = "") -> 
             return (f"the trial's worker process died: {first}"
                     + (f" ({where_in})" if where_in else "")
                     + "; a crash in native code or a C extension", crash + "\n\n" + full)
+        if unreachable:
+            # Ray cannot reach the trial's actor any more: its process or its whole node
+            # went away, and which one Ray only knows seconds later (the node's health check).
+            return (f"the trial's worker on node {where} stopped answering ({message}); its "
+                    "process or its node went away", full)
         detail = _exit_detail(text)
         if "node" in detail.lower() and any(w in detail.lower() for w in
                                             ("node was removed", "node died", "raylet died")):
