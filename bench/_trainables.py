@@ -84,3 +84,63 @@ def branin(config):
 def hartmann6(config):
     """Hartmann-6 on [0, 1]^6 (keys x1..x6); reports ``value`` once."""
     orchestrator.report({"value": hartmann6_value([config[f"x{i}"] for i in range(1, 7)])})
+
+
+# ---------------------------------------------------------------- multi-fidelity (bench/_mf.py)
+# The multi-fidelity Branin and Hartmann-6 of Kandasamy et al. 2017 ("Multi-fidelity Bayesian
+# optimisation with continuous approximations", BOCA), as Dragonfly implements them, with one
+# fidelity z in (0, 1] for every fidelity dimension. At z = 1 both are the usual functions, so
+# the published optima hold: Branin 0.397887, Hartmann-6 -3.32237.
+MF_BRANIN_DELTA = (0.01, 0.1, -0.005)  # Dragonfly's delta_b, delta_c, delta_t
+MF_HARTMANN_DELTA = 0.1  # Dragonfly's delta per fidelity dimension (alpha_z = alpha - delta(1-z))
+
+
+def branin_mf_value(x1: float, x2: float, z: float) -> float:
+    """Multi-fidelity Branin on x1 in [-5, 10], x2 in [0, 15], fidelity z in (0, 1]."""
+    db, dc, dt = MF_BRANIN_DELTA
+    b = 5.1 / (4 * math.pi**2) - (1.0 - z) * db
+    c = 5.0 / math.pi - (1.0 - z) * dc
+    t = 1.0 / (8 * math.pi) - (1.0 - z) * dt
+    return (x2 - b * x1**2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - t) * math.cos(x1) + 10.0
+
+
+def hartmann6_mf_value(x, z: float) -> float:
+    """Multi-fidelity Hartmann-6 on [0, 1]^6, fidelity z in (0, 1]."""
+    x = np.asarray(x, dtype=float)
+    alpha = _H6_ALPHA - MF_HARTMANN_DELTA * (1.0 - z)
+    inner = (_H6_A * (x - _H6_P) ** 2).sum(axis=1)
+    return float(-(alpha * np.exp(-inner)).sum())
+
+
+MF_FUNCTIONS = {  # name -> (value(config, z), parameter names)
+    "branin": (lambda c, z: branin_mf_value(c["x1"], c["x2"], z), ("x1", "x2")),
+    "hartmann6": (lambda c, z: hartmann6_mf_value([c[f"x{i}"] for i in range(1, 7)], z),
+                  tuple(f"x{i}" for i in range(1, 7))),
+}
+
+
+def mf_value(function: str, config, epoch: int, epochs: int) -> float:
+    """The value after ``epoch`` of ``epochs`` fidelity steps (z = epoch / epochs)."""
+    return MF_FUNCTIONS[function][0](config, epoch / epochs)
+
+
+def multi_fidelity(config):
+    """One fidelity step per "epoch", reported at once: ``value`` at z = epoch / epochs.
+
+    ``config["function"]`` is ``branin`` or ``hartmann6``; ``config["epochs"]`` the
+    highest fidelity (z = 1).
+    """
+    function, epochs = config["function"], int(config["epochs"])
+    for epoch in range(1, epochs + 1):
+        orchestrator.report({"value": mf_value(function, config, epoch, epochs),
+                             "epoch": epoch})
+
+
+def curves(config):
+    """``epochs`` reports of three made-up curves (train_loss, val_loss, val_acc), at once:
+    what a small training records, for the tracking-server case (bench/_server.py)."""
+    x = float(config.get("x", 0.5))
+    for epoch in range(1, int(config.get("epochs", 5)) + 1):
+        orchestrator.report({"epoch": epoch, "train_loss": (1 + x) / epoch,
+                             "val_loss": (1.2 + x) / epoch + 0.01 * epoch,
+                             "val_acc": 1 - (0.5 + x) / (epoch + 1)})

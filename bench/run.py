@@ -3,7 +3,7 @@
     python bench/run.py CASE [--full | --smoke] [--out results.json]
 
 CASE is one of overhead, bookkeeping, throughput, tracking, kfold, target, scale,
-or ``all``. The default size runs each case in under about five minutes on two
+memory, startup, mf, parallel, server, or ``all``. The default size runs each case in under about five minutes on two
 cores; ``--full`` is the size quoted in bench/README.md's aims; ``--smoke`` is
 the tiny size tests/bench runs. Ray starts once per process and every sub-case
 (orch and stock Ray Tune alike) runs on that one instance.
@@ -37,207 +37,34 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-RAY_CPUS = 2  # the benchmark machine's cores; every trial asks for 1 CPU
-SIZES = ("smoke", "default", "full")
-CASES = ("overhead", "bookkeeping", "throughput", "tracking", "kfold", "target", "scale")
-# orch sets these for its own driver (engine._driver_env); stock Ray Tune runs without them.
-ORCH_ENV = ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "TUNE_DISABLE_STRICT_METRIC_CHECKING",
-            "RAY_AIR_NEW_OUTPUT")
-CV3 = {"folds": 3}  # the K-fold the digits cases use
-DIGITS_SPACE = {  # a space with good and poor corners, so search and early stopping matter
-    "lr": {"distribution": "log_uniform_values", "min": 0.0003, "max": 0.1},
-    "optimizer": {"values": ["adam", "sgd"]},
-    "width": {"values": [16, 32, 64, 128]},
-    "depth": {"min": 1, "max": 3},
-    "batch_size": {"values": [32, 64, 128]},
-}
+from bench._common import (  # noqa: E402 - after the path is set
+    CV3,
+    DIGITS_SPACE,
+    ORCH_ENV,
+    RAY_CPUS,
+    SIZES,
+    TrialClock,
+    digits_spec,
+    epochs_spent,
+    best_acc,
+    fresh_store,
+    growth,
+    machine,
+    median_iqr,
+    orch_span,
+    orch_sweep,
+    pick,
+    ray_defaults,
+    rss_kb,
+    sampled_sweep,
+    simple_spec,
+    start_ray,
+    stock_tune,
+    table,
+)
 
-
-def pick(size: str, smoke: Any, default: Any, full: Any) -> Any:
-    return {"smoke": smoke, "default": default, "full": full}[size]
-
-
-# ----------------------------------------------------------------------------- set-up
-
-
-def start_ray() -> None:
-    """Start Ray once (workers import ``bench._trainables``); orch then finds it running."""
-    import ray
-
-    if not ray.is_initialized():
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR",
-                 _node_ip_address="127.0.0.1", log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}})
-    from orchestrator.engine import ensure_ray
-
-    ensure_ray(None)
-
-
-def machine() -> dict[str, Any]:
-    import mlflow
-    import optuna
-    import ray
-    import torch
-
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cores": os.cpu_count(), "ray_cpus": RAY_CPUS, "cpu": cpu,
-            "python": platform.python_version(), "ray": ray.__version__,
-            "optuna": optuna.__version__, "mlflow": mlflow.__version__,
-            "torch": torch.__version__}
-
-
-def fresh_store(folder: Path, name: str = "mlflow") -> str:
-    """A SQLite MLflow store whose schema already exists (as after a first sweep).
-
-    Creating the schema takes about 2 s once per store; no sweep pays it twice.
-    """
-    uri = f"sqlite:///{folder / name}.db"
-    from mlflow import MlflowClient
-
-    MlflowClient(tracking_uri=uri).search_experiments()
-    return uri
-
-
-@contextlib.contextmanager
-def ray_defaults() -> Iterator[None]:
-    """Stock Ray Tune's environment: without the variables orch sets for its driver."""
-    saved = {k: os.environ.pop(k) for k in ORCH_ENV if k in os.environ}
-    try:
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            yield
-    finally:
-        os.environ.update(saved)
-
-
-def orch_sweep(spec: dict[str, Any], *, work: Path, trainable: Callable | None = None,
-               tracking: bool = True, uri: str | None = None) -> tuple[Any, float]:
-    """Run one orch sweep; return the result and the wall time of the whole call."""
-    import orchestrator
-
-    t0 = time.perf_counter()
-    result = orchestrator.sweep(spec, trainable=trainable, tracking=tracking,
-                                tracking_uri=uri if tracking else None,
-                                storage_path=str(work / "ray"), live=False)
-    return result, time.perf_counter() - t0
-
-
-class TrialClock:
-    """A Ray Tune callback noting when trials start and end (driver clock, like orch's ledger)."""
-
-    def __new__(cls) -> Any:
-        from ray import tune
-
-        class _Clock(tune.Callback):
-            def __init__(self) -> None:
-                self.started: list[float] = []
-                self.ended: list[float] = []
-                self.done = 0
-
-            def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
-                self.started.append(time.time())
-
-            def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
-                self.ended.append(time.time())
-                self.done += 1
-
-            def span(self) -> float:
-                return max(self.ended) - min(self.started) if self.ended else math.nan
-
-        return _Clock()
-
-
-def orch_span(result: Any) -> float:
-    """Seconds from the first trial's start to the last trial's end (driver clock)."""
-    starts = [r.started for r in result.records if r.started]
-    ends = [r.ended for r in result.records if r.ended]
-    return max(ends) - min(starts) if starts and ends else math.nan
-
-
-def stock_tune(fn: Callable, param_space: dict[str, Any], num_samples: int, *, work: Path,
-               clock: Any = None, **tune_config: Any) -> tuple[Any, float]:
-    """Stock Ray Tune: default settings but for the ones given (and files kept in `work`)."""
-    from ray import tune
-
-    with ray_defaults():
-        tuner = tune.Tuner(fn, param_space=param_space,
-                           tune_config=tune.TuneConfig(num_samples=num_samples, **tune_config),
-                           run_config=tune.RunConfig(storage_path=str(work / "ray-stock"),
-                                                     callbacks=[clock] if clock else None))
-        t0 = time.perf_counter()
-        grid = tuner.fit()
-        wall = time.perf_counter() - t0
-    return grid, wall
-
-
-def simple_spec(name: str, run_cap: int, *, metric: str = "loss", method: str = "random",
-                params: dict[str, Any] | None = None, seed: int = 0,
-                **extra: Any) -> dict[str, Any]:
-    return {"name": name, "method": method, "metric": {"name": metric, "goal": "minimize"},
-            "run_cap": run_cap, "seed": seed,
-            "parameters": params or {"x": {"min": 0.0, "max": 1.0}}, **extra}
-
-
-def digits_spec(name: str, run_cap: int, epochs: int, *, seed: int = 0, method: str = "random",
-                asha: bool = False, target: float | None = None, folds: int = 3,
-                max_concurrent: int = RAY_CPUS, space: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
-    metric: dict[str, Any] = {"name": "val_acc", "goal": "maximize"}
-    if target is not None:
-        metric["target"] = target
-    spec: dict[str, Any] = {
-        "name": name, "trainable": "digits_mlp", "method": method, "metric": metric,
-        "run_cap": run_cap, "seed": seed, "max_concurrent": max_concurrent,
-        "cv": {"folds": folds},
-        "parameters": {**(space or DIGITS_SPACE), "epochs": {"value": epochs}},
-    }
-    if asha:
-        spec["early_terminate"] = {"type": "asha", "grace_period": 1, "max_t": epochs,
-                                   "reduction_factor": 3}
-    return spec
-
-
-def epochs_spent(result: Any, folds: int) -> int:
-    """Fold-epochs trained: each trial's epochs times the folds (K-fold trains in lockstep)."""
-    return sum(r.epochs for r in result.records) * folds
-
-
-def best_acc(result: Any) -> float:
-    values = [v for r in result.records for v in [r.value("val_acc")] if v is not None]
-    return max(values) if values else math.nan
-
-
-def median_iqr(values: list[float]) -> tuple[float, float, float]:
-    import numpy as np
-
-    q25, q50, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return float(q50), float(q25), float(q75)
-
-
-def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            if math.isnan(v):
-                return "-"
-            if math.isinf(v):
-                return "inf"
-            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-        return "-" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-              for i, c in enumerate(columns)]
-    lines = [title, "  ".join(c.ljust(w) for c, w in zip(columns, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
+CASES = ("overhead", "bookkeeping", "throughput", "tracking", "kfold", "target", "scale",
+         "memory", "startup", "mf", "parallel", "server")
 # ----------------------------------------------------------------------------- 1 overhead
 
 
@@ -266,10 +93,11 @@ def case_overhead(size: str, work: Path) -> dict[str, Any]:
     result, wall = orch_sweep(simple_spec("overhead", n), work=work, trainable=T.trivial, uri=uri)
     rows.append({"system": "orch (tracking on, SQLite)", "wall_s": wall,
                  "span_s": orch_span(result), "completed": result.counts["completed"]})
-    result, wall = orch_sweep(simple_spec("overhead-off", n), work=work, trainable=T.trivial,
-                              tracking=False)
-    rows.append({"system": "orch (tracking off)", "wall_s": wall,
-                 "span_s": orch_span(result), "completed": result.counts["completed"]})
+    if size != "smoke":  # smoke: one orch code path (tracking on) is enough
+        result, wall = orch_sweep(simple_spec("overhead-off", n), work=work, trainable=T.trivial,
+                                  tracking=False)
+        rows.append({"system": "orch (tracking off)", "wall_s": wall,
+                     "span_s": orch_span(result), "completed": result.counts["completed"]})
     stock = [("Ray Tune defaults", {}), ("Ray Tune reuse_actors=True", {"reuse_actors": True})]
     for label, extra in stock[1:] if size == "smoke" else stock:  # smoke: one code path
         clock = TrialClock()
@@ -282,50 +110,12 @@ def case_overhead(size: str, work: Path) -> dict[str, Any]:
         row["x_optuna"] = row["wall_s"] / floor
         row["steady_ms_per_trial"] = 1000 * row["span_s"] / n
         row["setup_s"] = row["wall_s"] - row["span_s"]
-    cli = cli_first_trial(work)
     text = table(f"overhead: {n} trivial trials, 2 slots. ms_per_trial = whole call / trials; "
                  "steady = first trial start to last trial end / trials; setup = the rest",
                  rows, ["system", "trials", "completed", "wall_s", "ms_per_trial", "x_optuna",
                         "steady_ms_per_trial", "setup_s"])
-    text += (f"\n`orch sweep` (CLI, 1 trial): first trial running {cli['to_first_trial_s']:.2f} s "
-             f"after process start; process exit after {cli['process_s']:.2f} s "
-             f"(rc {cli['rc']}, {cli['ray']}); `import orchestrator.engine, mlflow` alone "
-             f"takes {cli['import_s']:.2f} s")
-    return {"rows": rows, "cli": cli, "text": text}
-
-
-def cli_first_trial(work: Path) -> dict[str, Any]:
-    """Seconds from starting ``orch sweep`` (a subprocess) to its first trial running."""
-    folder = work / "cli"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / "stamp.txt"
-    spec = folder / "one.yaml"
-    spec.write_text("name: bench-cli\ntrainable: bench._trainables:stamp\nmethod: random\n"
-                    "metric: {name: loss, goal: minimize}\nrun_cap: 1\nseed: 0\n"
-                    "parameters:\n  x: {min: 0.0, max: 1.0}\n", encoding="utf-8")
-    uri = fresh_store(folder, "cli")
-    exe = shutil.which("orch")
-    cmd = ([exe] if exe else [sys.executable, "-c", "from orchestrator.cli import main; main()"])
-    cmd += ["sweep", str(spec), "--no-live", "--tracking-uri", uri,
-            "--storage-path", str(folder / "ray")]
-    env = {**os.environ, "ORCH_BENCH_STAMP": str(stamp),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", ""))
-                                         if p)}
-    env.pop("RAY_ADDRESS", None)
-    t0 = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    process_s = time.time() - t0
-    first = float(stamp.read_text().split()[0]) - t0 if stamp.exists() else math.nan
-    logs = proc.stdout + proc.stderr
-    ray = ("connected to an existing Ray" if "existing" in logs.lower() and "connect" in logs.lower()
-           else "started its own Ray")
-    t0 = time.time()
-    subprocess.run([sys.executable, "-c", "import orchestrator.engine, mlflow"], cwd=ROOT, env=env,
-                   capture_output=True, timeout=120, check=False)
-    import_s = time.time() - t0
-    return {"to_first_trial_s": first, "process_s": process_s, "rc": proc.returncode,
-            "ray": ray, "import_s": import_s, "tail": logs[-600:] if proc.returncode else ""}
+    text += "\n(time to the first trial of `orch sweep`, with its breakdown: case `startup`)"
+    return {"rows": rows, "text": text}
 
 
 # ----------------------------------------------------------------------------- 2 bookkeeping
@@ -494,7 +284,7 @@ def case_kfold(size: str, work: Path) -> dict[str, Any]:
     es_trials, es_epochs = pick(size, (2, 1), (12, 9), (30, 27))
     es = []
     runs = {}
-    for asha in (True, False):
+    for asha in () if size == "smoke" else (True, False):  # smoke: the overhead part only
         spec = digits_spec("kfold-asha" if asha else "kfold-fifo", es_trials, es_epochs,
                            folds=folds, asha=asha)
         res, wall = orch_sweep(spec, work=work, tracking=False)
@@ -503,6 +293,8 @@ def case_kfold(size: str, work: Path) -> dict[str, Any]:
                    "trials": len(res.records), "stopped": res.counts["early_stopped"],
                    "fold_epochs": epochs_spent(res, folds), "best_val_acc": best_acc(res),
                    "wall_s": wall})
+    if not es:
+        return {"overhead": over, "early_stopping": es, "text": text}
     # Fold-epochs the no-stopping run spent before a finished trial first matched ASHA's best.
     goal, spent, reached = es[0]["best_val_acc"], 0, None
     for rec in sorted(runs[False].records, key=lambda r: r.ended or math.inf):
@@ -598,13 +390,6 @@ def case_target(size: str, work: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- 7 scale
 
 
-def rss_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def ask_times(method: str, checkpoints: list[int], asks: int) -> list[dict[str, Any]]:
     """Median time of ``study.ask()`` plus the define-by-run space, after n finished trials."""
     import optuna
@@ -645,44 +430,12 @@ def ask_times(method: str, checkpoints: list[int], asks: int) -> list[dict[str, 
     return rows
 
 
-def sampled_sweep(run: Callable[[], Any], count: Callable[[], int]) -> tuple[Any, list]:
-    """Run `run` while sampling (finished trials, RSS kB) every 0.2 s."""
-    samples: list[tuple[int, int]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            with contextlib.suppress(Exception):
-                samples.append((count(), rss_kb()))
-            done.wait(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        out = run()
-    finally:
-        done.set()
-        thread.join()
-    samples.append((count(), rss_kb()))
-    return out, samples
-
-
-def growth(samples: list[tuple[int, int]], n: int) -> float:
-    """kB per finished trial: a linear fit over the samples past the first 10% of trials."""
-    import numpy as np
-
-    pts = [(c, r) for c, r in samples if c >= max(1, n // 10)]
-    if len({c for c, _ in pts}) < 3:
-        return math.nan
-    x, y = np.array(pts, dtype=float).T
-    return float(np.polyfit(x, y, 1)[0])
-
-
 def case_scale(size: str, work: Path) -> dict[str, Any]:
     from ray import tune
 
     from bench import _trainables as T
-    from orchestrator import engine
+    from orchestrator.engine import OUTCOMES
+    from orchestrator.engine.raytune._callbacks import LEDGERS
 
     tpe_at = pick(size, [20, 50], [100, 200, 300], [100, 500, 1000, 2000])
     gp_at = pick(size, [20], [100, 200], [100, 200, 500])  # GP is capped: its fit is O(n^3)
@@ -696,8 +449,8 @@ def case_scale(size: str, work: Path) -> dict[str, Any]:
     uri = fresh_store(work, "scale")
 
     def orch_count() -> int:
-        return sum(1 for led in list(engine._LEDGERS.values())
-                   for r in list(led.records.values()) if r.outcome in engine.OUTCOMES)
+        return sum(1 for led in list(LEDGERS.values())
+                   for r in list(led.records.values()) if r.outcome in OUTCOMES)
 
     start = rss_kb()
     (_, wall), samples = sampled_sweep(
@@ -742,9 +495,25 @@ def case_scale(size: str, work: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- entry
 
 
+def _lazy(module: str, name: str) -> Callable[[str, Path], dict[str, Any]]:
+    """A case in a module of its own, imported when it runs."""
+
+    def run(size: str, work: Path) -> dict[str, Any]:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(size, work)
+
+    return run
+
+
 RUNNERS: dict[str, Callable[[str, Path], dict[str, Any]]] = {
     "overhead": case_overhead, "bookkeeping": case_bookkeeping, "throughput": case_throughput,
     "tracking": case_tracking, "kfold": case_kfold, "target": case_target, "scale": case_scale,
+    "memory": _lazy("bench._memory", "case_memory"),
+    "startup": _lazy("bench._startup", "case_startup"),
+    "mf": _lazy("bench._mf", "case_mf"),
+    "parallel": _lazy("bench._parallel", "case_parallel"),
+    "server": _lazy("bench._server", "case_server"),
 }
 
 

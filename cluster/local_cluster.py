@@ -300,7 +300,11 @@ class LocalCluster:
 
     def _node_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
-        for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_API_SERVER_ADDRESS"):
+        # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER too: a driver that ran a local sweep in this
+        # process has it set to 0 (orch's loopback setting), and a worker node given that
+        # refuses to join (Ray: "multi-node clusters are not supported").
+        for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_API_SERVER_ADDRESS",
+                  "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
             env.pop(k, None)
         env.update(
             RAY_AUTH_MODE="token",

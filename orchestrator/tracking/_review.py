@@ -22,10 +22,10 @@ Cost notes
   (plus one paged query for the trials of sweeps that have no final counts yet,
   i.e. still running or cut off).
 * :func:`export_sweep` pages the sweep's child runs with one query, then calls
-  ``get_metric_history`` once **per run per metric key**: with a remote tracking
-  server that is ``trials × metrics`` HTTP requests (e.g. 200 trials × 4 metrics
-  = 800 requests). Fine for hundreds of trials; a bulk endpoint would be needed
-  for much more.
+  ``get_metric_history`` once **per run per metric key** (MLflow's public client has
+  no bulk read): with a remote tracking server that is ``trials × metrics`` HTTP
+  requests, made 10 at a time (``_store.read_histories``; figures in bench/README.md,
+  case ``server``).
 """
 
 from __future__ import annotations
@@ -568,18 +568,17 @@ def _metrics_table(client, tracking_uri: str, runs: list[Any], sweep: SweepSumma
     """One row per point; one ``get_metric_history`` call per run per key (module notes)."""
     import pyarrow as pa
 
+    from orchestrator.tracking._store import read_histories
+
     names = ("sweep_id", "trial_id", "run_id", "metric", "fold", "step", "value", "timestamp")
     rows: dict[str, list] = {k: [] for k in names}
+    histories = read_histories(client, tracking_uri, [(r.info.run_id, key) for r in runs
+                                                      for key in sorted(r.data.metrics)])
     for r in runs:
         tid = _run_trial_id(r)
         for key in sorted(r.data.metrics):
-            try:
-                history = client.get_metric_history(r.info.run_id, key)
-            except Exception as exc:  # noqa: BLE001
-                raise _wrap(tracking_uri, f"read metric history {key!r} of run {r.info.run_id}",
-                            exc) from exc
             name, fold = _split_fold(key)
-            for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
+            for m in histories[(r.info.run_id, key)]:
                 for col, v in zip(names, (sweep.sweep_id, tid, r.info.run_id, name, fold, m.step,
                                           m.value, m.timestamp)):
                     rows[col].append(v)

@@ -118,6 +118,10 @@ def test_a_worker_failure_names_the_rank_and_keeps_orchs_error_class():
     plain = _worker_failure(Failed({1: RuntimeError("boom"), 0: RuntimeError("later")}), 2)
     assert isinstance(plain, TrialError)
     assert str(plain) == "RuntimeError on worker rank 0 of 2: later"
+    # the rank whose own code failed, not rank 0 that only saw its peer go
+    peer = _worker_failure(Failed({0: RuntimeError("[Gloo] connection closed by peer"),
+                                   1: ValueError("bad batch")}), 2)
+    assert str(peer) == "ValueError on worker rank 1 of 2: bad batch"
     missing = _worker_failure(Failed({1: MetricMissingError("no val_loss")}), 2)
     assert type(missing) is MetricMissingError and "worker rank 1 of 2" in str(missing)
 

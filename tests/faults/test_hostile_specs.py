@@ -171,7 +171,7 @@ def test_odd_text_reaches_mlflow_as_text_and_nothing_lands_outside_the_roots(ray
     result = orchestrator.sweep(spec, trainable=quadratic, tracking_uri=store)
     assert result.ok
     assert {p.name for p in tmp_path.iterdir()} <= {"mlflow.db", "mlflow.db.lock", "mlruns",
-                                                    "orch_results"}
+                                                    "orch_results", "optuna.journal"}
     assert not list(tmp_path.rglob("pwned")) and not Path("/tmp/evil").exists()
     assert not [p for p in set(Path("/tmp").iterdir()) - before
                 if p.name in ("evil", "escape", "pwned")]

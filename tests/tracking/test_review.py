@@ -552,3 +552,39 @@ def test_the_reviewers_view_is_saved_on_the_experiment(sweep_store):
     assert columns[0] == "metrics.`val_loss`"
     assert "tags.`orch.outcome`" in columns and "tags.`orch.diagnosis`" in columns
     assert "params.`lr`" in columns and "params.`model.width`" in columns
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "sqlite:///x.db"])
+def test_histories_are_read_at_once_each_sorted_and_a_failure_named(uri):
+    """Through a server the reads overlap (a round trip each); every pair comes back sorted
+    by step, whatever order the store answered in; a failed read names run and metric."""
+    import threading
+    import time
+    from types import SimpleNamespace as P
+
+    from orchestrator.errors import TrackingError
+    from orchestrator.tracking._store import read_histories
+
+    class Client:
+        def __init__(self):
+            self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+        def get_metric_history(self, run_id, key):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.02)
+            with self.lock:
+                self.now -= 1
+            if run_id == "bad":
+                raise ConnectionError("server went away")
+            return [P(step=s, value=float(s), timestamp=0) for s in (3, 1, 2)]
+
+    client = Client()
+    pairs = [(f"run{i}", key) for i in range(10) for key in ("loss", "acc")]
+    got = read_histories(client, uri, pairs)
+    assert list(got) == pairs
+    assert all([m.step for m in points] == [1, 2, 3] for points in got.values())
+    assert (client.most > 1) == uri.startswith("http")  # local stores are read in turn
+    with pytest.raises(TrackingError, match="'loss' of run bad"):
+        read_histories(client, uri, [("run0", "loss"), ("bad", "loss")])

@@ -239,7 +239,9 @@ def describe_error(trial: Any, *, node_id: str = "", artifact_dir: str = "") -> 
         return (f"the trial's worker could not import the trainable ({cause or message}); it "
                 "must be importable on every node: a module in the folder orch runs from, "
                 "or an installed package", full)
-    unreachable = "temporarily unavailable" in text or "Socket closed" in text
+    # Ray's own words for an actor it cannot reach (not any "temporarily unavailable")
+    unreachable = "ActorUnavailableError" in names or "The actor is temporarily unavailable" \
+        in text
     if names & set(_WORKER_GONE) or any(n in text for n in _WORKER_GONE) or \
             "worker process has died" in text or unreachable:
         crash = _crash(artifact_dir)

@@ -25,7 +25,7 @@ Decisions, each with its reason:
   waits for workers), and :func:`check_worker_resources` refuses a sweep whose trial
   could never get its workers, instead of waiting for ever.
 * Retries belong to Tune (the spec's ``max_failures``), as for one-process trials: Ray
-  Train's own retries of worker errors are off (``FailureConfig(max_failures=0)``), so
+  Train's own retries of worker errors and preemptions are off (``FailureConfig``), so
   a failed worker fails the trial, Tune records it and runs it again. Ray Train keeps its
   run state in the trial's folder (``<experiment>/<trial_id>/train``); the retried or
   resumed trial's new trainer, of the same name there, continues from its latest
@@ -112,7 +112,7 @@ def worker_plan(spec: SweepSpec, resources: Mapping[str, float]) -> WorkerPlan |
     :func:`~orchestrator.engine.raytune._start.trial_resources` gives them); else None."""
     if not spec.resources.distributed:
         return None
-    if os.environ.get(V2_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get(V2_SWITCH, "1").strip().lower() not in ("1", "true"):  # Ray's reading
         raise OrchError(f"`resources.workers: {spec.resources.workers}` runs each trial on "
                         f"Ray Train V2, but {V2_OFF} ({V2_SWITCH}="
                         f"{os.environ[V2_SWITCH]!r}); unset it or set {V2_SWITCH}=1")
@@ -295,9 +295,10 @@ def run_worker(fn: Callable[[dict[str, Any]], Any], setup: WorkerSetup) -> None:
             shutil.rmtree(own, ignore_errors=True)
     if ctx.reports == 0:
         raise TrialError(
-            f"worker rank {rank} reported nothing: with `resources.workers` > 1 call "
-            "orchestrator.report(...) every epoch on every worker (ray.tune.report does not "
-            "reach Ray Tune from a Ray Train worker)")
+            f"worker rank {rank} reported nothing through orch: with `resources.workers` > 1 "
+            "call orchestrator.report(...) every epoch on every worker (ray.tune.report does "
+            "not reach Ray Tune from a Ray Train worker, and ray.train.report bypasses orch's "
+            "checks and epoch numbering)")
 
 
 # --- the Tune side -------------------------------------------------------------------
@@ -341,7 +342,8 @@ def _trainer(fn: Callable[..., Any], setup: WorkerSetup, plan: WorkerPlan, *, st
             # The same (storage, name) in every attempt: a retried trial's run resumes.
             name=TRAIN_RUN_NAME, storage_path=storage,
             callbacks=[_report_callback()],
-            failure_config=ray.train.FailureConfig(max_failures=0),  # retries are Tune's
+            # retries are Tune's, preemptions included (Ray Train retries those for ever)
+            failure_config=ray.train.FailureConfig(max_failures=0, max_preemption_failures=0),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=checkpoints_kept),
             logging_config=ray.train.LoggingConfig(log_level=TRAIN_LOG_LEVEL)),
     )
@@ -354,11 +356,23 @@ def _worker_failure(exc: Exception, workers: int) -> Exception:
     if not failures:
         cause = getattr(exc, "controller_failure", exc)
         return TrialError(f"Ray Train's controller failed: {type(cause).__name__}: {cause}")
-    rank, err = min(failures.items(), key=lambda item: item[0])
+    # The rank whose own code failed, not one that only saw a peer go (a collective's
+    # "connection closed"); among equals, the lowest rank.
+    rank, err = min(failures.items(), key=lambda item: (_peer_gone(item[1]), item[0]))
     where = f"worker rank {rank} of {workers}"
     if isinstance(err, TrialError):
         return type(err)(f"{err} ({where})")
     return TrialError(f"{type(err).__name__} on {where}: {err}")
+
+
+_PEER_GONE = ("gloo", "nccl", "connection closed", "connection reset", "broken pipe",
+              "timed out", "collective")
+
+
+def _peer_gone(err: BaseException) -> bool:
+    """Whether a worker's error reads as another rank having gone (torch.distributed)."""
+    text = f"{type(err).__name__}: {err}".lower()
+    return any(word in text for word in _PEER_GONE)
 
 
 def make_distributed_trial(fn: Callable[[dict[str, Any]], Any], plan: WorkerPlan, *,

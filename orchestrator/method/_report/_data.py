@@ -83,11 +83,11 @@ class SweepData:
             return None
 
 
-def _rows(store: Any, run: Any) -> dict[int, dict[str, float]]:
-    """{step: {metric: value}} from every metric history of the run (one read per key)."""
+def _rows(histories: dict[tuple[str, str], list[Any]], run: Any) -> dict[int, dict[str, float]]:
+    """{step: {metric: value}} from every metric history of the run."""
     rows: dict[int, dict[str, float]] = {}
     for key in sorted(run.data.metrics):
-        for m in store.history(run.info.run_id, key):
+        for m in histories[(run.info.run_id, key)]:
             rows.setdefault(int(m.step), {})[key] = float(m.value)
     return rows
 
@@ -109,12 +109,15 @@ def load(sweep_ref: str, *, tracking_uri: str) -> SweepData:
     parent = store.run(sweep.parent_run_id)
     spec = sweep_spec(sweep.parent_run_id, tracking_uri=tracking_uri)
     runs = []
-    for r in store.trial_runs(sweep):
+    found = store.trial_runs(sweep)
+    histories = store.histories([(r.info.run_id, key) for r in found
+                                 for key in sorted(r.data.metrics)])  # read at once
+    for r in found:
         tags = dict(r.data.tags)
         runs.append(RunView(trial_id=tags.get("orch.trial_id") or r.info.run_name,
                             role=tags.get("orch.role", "trial"),
                             outcome=tags.get("orch.outcome", ""),
-                            config=_config(dict(r.data.params), spec), rows=_rows(store, r),
+                            config=_config(dict(r.data.params), spec), rows=_rows(histories, r),
                             run_id=r.info.run_id, tags=tags,
                             started=(r.info.start_time or 0) / 1000.0))
     pparams = dict(parent.data.params)
