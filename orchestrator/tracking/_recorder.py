@@ -23,7 +23,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,12 @@ COMMON_TAGS = ("orch.sweep_id", "orch.hypothesis", "orch.expected", "orch.baseli
                "mlflow.source.git.commit")
 # MLflow 3's UI opens an experiment in its GenAI mode unless told it is model development.
 EXPERIMENT_KIND, EXPERIMENT_KIND_ML = "mlflow.experimentKind", "custom_model_development"
+
+
+# Against a server MLflow prints two lines per run it closes ("View run ... at"), through
+# the live view, and reads the run back once more (an HTTP call per trial) to write them;
+# orch prints the addresses that matter itself.
+QUIET_RUN_LINKS = ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -166,6 +172,7 @@ class Recorder:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(START_TIMEOUT_S)))
+        os.environ.setdefault(*QUIET_RUN_LINKS)
         self._connect()
         spec = self.spec
         if isinstance(spec.baseline, str):
@@ -552,9 +559,11 @@ class Recorder:
             from mlflow.entities import RunTag
 
             run_id = self._run_ids[tid]
-            self._flush_trial(tid)
             items = [RunTag(k, _clip(str(v), MAX_TAG_CHARS)) for k, v in tags.items() if v]
-            for i in range(0, len(items), MAX_TAGS_PER_BATCH):
+            # The trial's last points and its first 100 tags go in one call (a call costs
+            # ~4 ms on SQLite, a round trip to a server); any further tags after them.
+            self._flush_trial(tid, tags=items[:MAX_TAGS_PER_BATCH])
+            for i in range(MAX_TAGS_PER_BATCH, len(items), MAX_TAGS_PER_BATCH):
                 self._client.log_batch(run_id, tags=items[i: i + MAX_TAGS_PER_BATCH])
             if error_text and rec.outcome == "failed":
                 self._client.log_text(run_id, error_text, "error.txt")
@@ -644,20 +653,26 @@ class Recorder:
     def _submit(self, what: str, op: Callable[[], None]) -> None:
         self._ops.put((what, op))
 
-    def _flush_trial(self, tid: str) -> None:
+    def _flush_trial(self, tid: str, tags: Sequence[Any] = ()) -> None:
+        """Write the trial's pending points; ``tags`` (at most 100) go with the last batch,
+        or alone when no point is pending."""
         run_id = self._run_ids.get(tid)
         if run_id is None:
             return
+        limit = MAX_METRICS_PER_BATCH - len(tags)  # MLflow: 1000 entities per call in all
         while True:
             with self._lock:
                 points = self._pending.get(tid, [])
-                cut = _step_boundary(points, MAX_METRICS_PER_BATCH)
+                cut = _step_boundary(points, limit)
                 batch, rest = points[:cut], points[cut:]
                 self._pending[tid] = rest
             if not batch:
+                if tags:
+                    self._client.log_batch(run_id, tags=list(tags))
                 return
+            last = not rest
             try:
-                self._client.log_batch(run_id, metrics=batch)
+                self._client.log_batch(run_id, metrics=batch, tags=list(tags) if last else [])
             except Exception:
                 with self._lock:  # put them back in front; the caller retries
                     self._pending[tid] = batch + self._pending.get(tid, [])
@@ -665,6 +680,8 @@ class Recorder:
             self.points_written += len(batch)
             if self._journal is not None and (not rest or rest[0].step != batch[-1].step):
                 self._journal.written(tid, batch[-1].step)  # whole steps up to here
+            if last and tags:  # the trial has ended: nothing more will come
+                return
 
     def _flush_all(self) -> None:
         for tid in list(self._pending):

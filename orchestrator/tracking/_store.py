@@ -33,11 +33,16 @@ class Store:
     def __init__(self, tracking_uri: str | None, *, create: bool = False) -> None:
         """``create``: a store that is not there yet is made (writing); by default reading
         a store that does not exist is an error that says so."""
-        from orchestrator.tracking._recorder import _sqlite_init_lock, resolve_tracking_uri
+        from orchestrator.tracking._recorder import (
+            QUIET_RUN_LINKS,
+            _sqlite_init_lock,
+            resolve_tracking_uri,
+        )
         from orchestrator.tracking._review import _client
 
         # Artifact downloads (spec, confusion matrix) are tiny: no progress bars.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault(*QUIET_RUN_LINKS)  # no "View run ..." lines from MLflow
         self.uri = resolve_tracking_uri(tracking_uri)
         if create:
             from mlflow import MlflowClient
