@@ -197,7 +197,19 @@ def case_server(size: str, work: Path) -> dict[str, Any]:
                             "per_trial": sum(sweep_counts.values()) / n,
                             "endpoints": by_endpoint(sweep_counts, n)}
             reads: dict[str, Any] = {}
+
+            def one_at_a_time() -> Any:  # the export as it read before: a history per call
+                from orchestrator.tracking import _store
+
+                kept, _store.HISTORY_READERS = _store.HISTORY_READERS, 1
+                try:
+                    return export_sweep(res.sweep_id, tracking_uri=uri,
+                                        out_dir=work / "export-serial")
+                finally:
+                    _store.HISTORY_READERS = kept
+
             for name, fn in (
+                    ("export_sweep, one read at a time", one_at_a_time),
                     ("export_sweep", lambda: export_sweep(res.sweep_id, tracking_uri=uri,
                                                           out_dir=work / "export")),
                     ("build_report", lambda: build_report(res.sweep_id, tracking_uri=uri)),

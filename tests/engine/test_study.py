@@ -73,6 +73,35 @@ def test_a_tpe_sweep_keeps_its_study_and_the_dashboard_serves_it(ray_session, st
 
 
 @pytest.mark.e2e
+def test_trials_asha_cut_are_pruned_in_the_study_with_their_intermediate_values(ray_session,
+                                                                               store):
+    """As Optuna's own pruners leave them: a cut trial is PRUNED with what it reported,
+    never COMPLETE with its value at the rung (TPE would take it for a final value)."""
+    from optuna.trial import TrialState
+
+    spec = {**SPEC, "run_cap": 8, "seed": 1, "baseline": None, "points_to_evaluate": None,
+            "parameters": {"x": {"min": -1.0, "max": 1.0}, "epochs": {"value": 4}},
+            "early_terminate": {"type": "asha", "grace_period": 1, "max_t": 4,
+                                "reduction_factor": 2}}
+    result = orchestrator.sweep(spec, trainable=quadratic, tracking_uri=store)
+    outcome = {r.trial_id: r.outcome for r in result.records}
+    assert "early_stopped" in outcome.values() and "completed" in outcome.values(), outcome
+    trials = load_study(study_url(store, Path("unused")), result.sweep_id).get_trials()
+    assert len(trials) == spec["run_cap"]
+    for t in trials:
+        tid = t.user_attrs["orch.trial_id"]
+        if outcome[tid] == "early_stopped":
+            assert t.state == TrialState.PRUNED, (tid, t.state)
+            rec = next(r for r in result.records if r.trial_id == tid)
+            assert sorted(t.intermediate_values) == list(range(1, rec.stopped_at + 1))
+            # Optuna's rule for a pruned trial: its value is its last intermediate one
+            assert t.value == pytest.approx(t.intermediate_values[rec.stopped_at])
+        else:  # its final value (Ray gives the searcher no intermediate for the last step)
+            rec = next(r for r in result.records if r.trial_id == tid)
+            assert t.state == TrialState.COMPLETE and t.value == pytest.approx(rec.value("loss"))
+
+
+@pytest.mark.e2e
 def test_dashboard_on_a_sweep_without_a_study_says_why(ray_session, store, tmp_path):
     result = orchestrator.sweep({**SPEC, "method": "grid", "baseline": None,
                                  "points_to_evaluate": None,

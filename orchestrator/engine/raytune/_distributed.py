@@ -69,7 +69,8 @@ from orchestrator.errors import OrchError, ResourceError, TrialError
 from orchestrator.sweepspec import SweepSpec
 
 __all__ = ["DRIVER_RESOURCES", "ITERATION_KEY", "TRAIN_RUN_NAME", "WorkerGroupJanitor",
-           "WorkerPlan", "check_worker_resources", "concurrent_trials", "limit_concurrency",
+           "WorkerPlan", "check_worker_resources", "close_registry", "concurrent_trials",
+           "limit_concurrency",
            "make_distributed_trial", "worker_plan"]
 
 # The Tune trial of a distributed trial waits on its Train run and computes nothing: it
@@ -490,9 +491,15 @@ class WorkerGroupJanitor(Callback):
         self._collect()
         for trial_id in list(self._groups):
             self._release(trial_id)
-        queue = _REGISTRIES.pop(self.sweep_id, None)
-        if queue is not None:
-            try:
-                queue.shutdown(force=True)
-            except Exception as exc:  # noqa: BLE001 - gone with Ray already
-                log.debug("worker registry of sweep %s: %s", self.sweep_id, exc)
+        close_registry(self.sweep_id)
+
+
+def close_registry(sweep_id: str) -> None:
+    """Shut the sweep's worker registry down (its queue actor), if it has one; again is a
+    no-op. The janitor does it when the experiment ends; the run, when it never began."""
+    queue = _REGISTRIES.pop(sweep_id, None)
+    if queue is not None:
+        try:
+            queue.shutdown(force=True)
+        except Exception as exc:  # noqa: BLE001 - gone with Ray already
+            log.debug("worker registry of sweep %s: %s", sweep_id, exc)

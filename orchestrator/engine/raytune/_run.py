@@ -38,6 +38,7 @@ from orchestrator.engine.raytune._callbacks import LEDGERS, Guard, TuneCallback
 from orchestrator.engine.raytune._distributed import (
     DRIVER_RESOURCES,
     WorkerGroupJanitor,
+    close_registry,
     limit_concurrency,
     make_distributed_trial,
     worker_plan,
@@ -117,10 +118,10 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
         tuner = _build_tuner(spec, fn, resources, storage, experiment_path, sweep_id,
                              configs, resume, study)
     except OrchError:
-        LEDGERS.pop(sweep_id, None)
+        _forget(sweep_id)
         raise
     except Exception as exc:  # a damaged experiment folder, a searcher that cannot start
-        LEDGERS.pop(sweep_id, None)
+        _forget(sweep_id)
         raise OrchError(f"the sweep could not be set up: {type(exc).__name__}: {exc}") from exc
     recorder = None
     if tracking:
@@ -133,7 +134,7 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
         try:  # fails here, before any trial, if the store is unreachable
             recorder.start(resume_parent=resume.parent_run_id if resume else None)
         except BaseException:
-            LEDGERS.pop(sweep_id, None)
+            _forget(sweep_id)
             raise
         ledger.prior_outcomes = dict(recorder.prior_outcomes)
         ledger.prior_diagnoses = dict(recorder.prior_diagnoses)
@@ -175,7 +176,7 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
         # In the searcher's order: the same spec and seed list the same configs.
         result.records = sorted(ledger.records.values(),
                                 key=lambda r: (r.index < 0, r.index, r.started or math.inf))
-        LEDGERS.pop(sweep_id, None)
+        _forget(sweep_id)
         result.target_reached = ledger.target_reached
         result.storage_problem = ledger.storage_problem
         result.wall_s = time.time() - started
@@ -191,6 +192,12 @@ def _run_locked(spec: SweepSpec, fn: Callable[..., Any], address: str | None,
     return result
 
 
+def _forget(sweep_id: str) -> None:
+    """What the driver kept for the sweep while it ran: its ledger, its worker registry."""
+    LEDGERS.pop(sweep_id, None)
+    close_registry(sweep_id)
+
+
 def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
                  resources: Mapping[str, float], storage: str, experiment_path: str,
                  sweep_id: str, configs: Sequence[Mapping[str, Any]] | None,
@@ -201,7 +208,8 @@ def _build_tuner(spec: SweepSpec, fn: Callable[[dict[str, Any]], Any],
     if plan is not None:  # no more trials at once than the cluster holds all the workers of
         spec = limit_concurrency(spec, plan)
     search_alg, param_space, num_samples = build_search(
-        spec, configs, study=(study, sweep_id) if study and resume is None else None)
+        spec, configs, study=(study, sweep_id) if study and resume is None else None,
+        sweep_id=sweep_id)
     cv = spec.cv.as_dict(spec.seed) if spec.cv else None
     metric = spec.metric.name if spec.metric else None
     artifact_root = experiment_path if "://" not in storage else None

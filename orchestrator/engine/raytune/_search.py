@@ -55,14 +55,20 @@ class OrchSearcher(Searcher):
     * ``metric_constraints`` become Optuna's constraints (``<= 0`` is feasible), set on
       each finished trial before Optuna is told of it (Optuna 5's samplers, TPE and GP
       among them, learn from them);
-    * without a metric (``random`` may have none) Optuna is told a constant.
+    * without a metric (``random`` may have none) Optuna is told a constant;
+    * a trial the scheduler stopped early (ASHA's rungs, the median rule; the sweep's
+      ledger knows which) is told to Optuna as PRUNED, with the intermediate values it
+      reported, as Optuna's own pruners do; Ray would tell it COMPLETE with its value at
+      the epoch it was cut, and TPE would then model a low-budget value as a final one
+      (bench/README.md, case ``mf``).
     """
 
     def __init__(self, inner: Any, spec: SweepSpec, baseline: dict[str, Any] | None = None,
-                 repeats: int = 1) -> None:
+                 repeats: int = 1, sweep_id: str = "") -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.spec = spec
+        self.sweep_id = sweep_id
         self.baseline = baseline
         self.repeats = repeats if baseline is not None else 0
         self.baseline_trials: list[str] = []
@@ -106,8 +112,23 @@ class OrchSearcher(Searcher):
             self.seen.append(float(result[metric.name]))
         if result is not None and self.spec.metric_constraints:
             set_constraints(self.inner, trial_id, constraint_values(self.spec, result))
-        self.inner.on_trial_complete(trial_id, result=self._told(result), error=error)
+        if not error and self._stopped_early(trial_id):
+            # The value at the rung it was cut at (Ray passes a stopped trial's last result
+            # to the searcher only here), then no value: OptunaSearch tells that as PRUNED.
+            if result is not None:
+                self.inner.on_trial_result(trial_id, self._told(result))
+            self.inner.on_trial_complete(trial_id, result=None, error=False)
+        else:
+            self.inner.on_trial_complete(trial_id, result=self._told(result), error=error)
         self.last.pop(trial_id, None)
+
+    def _stopped_early(self, trial_id: str) -> bool:
+        """Whether the scheduler cut the trial before its budget (the ledger's record)."""
+        from orchestrator.engine.raytune._callbacks import LEDGERS
+
+        ledger = LEDGERS.get(getattr(self, "sweep_id", ""))  # a state pickled before it had one
+        record = ledger.records.get(trial_id) if ledger is not None else None
+        return record is not None and record.stopped_at is not None
 
     def _imputed(self, trial_id: str, result: dict | None) -> dict | None:
         """A failed trial's value for the searcher (None: nothing to count it as yet)."""
@@ -177,7 +198,8 @@ def baseline_point(base: dict[str, Any], repeat: int) -> dict[str, Any]:
 
 
 def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = None,
-                 study: tuple[str, str] | None = None) -> tuple[Any, dict[str, Any], int]:
+                 study: tuple[str, str] | None = None, sweep_id: str = "",
+                 ) -> tuple[Any, dict[str, Any], int]:
     """The Ray Tune search algorithm, its param_space and the number of samples.
 
     ``configs`` (flat, dotted keys) replaces the search: exactly these configs run,
@@ -228,7 +250,8 @@ def build_search(spec: SweepSpec, configs: Sequence[Mapping[str, Any]] | None = 
     if study is not None:
         describe_optuna_study(searcher, names, {"orch.sweep_id": study[1],
                                                 "orch.sweep_name": spec.name})
-    return OrchSearcher(searcher, spec, base, spec.baseline_repeats), {}, spec.run_cap + extra
+    return (OrchSearcher(searcher, spec, base, spec.baseline_repeats, sweep_id=sweep_id), {},
+            spec.run_cap + extra)
 
 
 def build_scheduler(spec: SweepSpec, sweep_id: str = "") -> Any:
@@ -391,7 +414,7 @@ class Referee:
 
         from orchestrator.engine.raytune._callbacks import LEDGERS
 
-        ledger = LEDGERS.get(self.sweep_id)
+        ledger = LEDGERS.get(getattr(self, "sweep_id", ""))  # a state pickled before it had one
         if ledger is None or not (self.trial_timeout_s or self.report_timeout_s):
             return
         now = time.time()
