@@ -48,3 +48,6 @@ def store(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    # Test traffic stays on this machine: MLflow 3's client otherwise fetches its telemetry
+    # config from config.mlflow-telemetry.io (seen in bench/README.md's server case).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
