@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("local_cluster", ROOT / "cluster/local_cluster.py")
 local_cluster = importlib.util.module_from_spec(_spec)

@@ -94,6 +94,7 @@ def check_complete(db: Path) -> None:
     assert told == final, (told, final)
 
 
+@pytest.mark.slow  # about 2.5 minutes: two real processes per example
 @settings(max_examples=5, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(SIGNALS)), after=st.floats(0.0, 3.0))
