@@ -35,14 +35,7 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +44,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
 from orchestrator.errors import TrackingError
+from orchestrator.tracking._server import LocalServer, free_port, port_taken, start_server
 
 __all__ = [
     "EXPORT_SCHEMA",
@@ -686,13 +680,6 @@ def ui_view_state(*, metric: str, goal: str, params: Sequence[str] = (),
 
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _backend_store_uri(tracking_uri: str) -> str:
     if not tracking_uri:
         raise TrackingError("no tracking URI given; pass e.g. tracking_uri='sqlite:///path/to/mlflow.db'")
@@ -729,7 +716,7 @@ def ui_command(*, tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) 
 
     ``port=0`` picks a free port now (the returned argv names it).
     """
-    port = _free_port(host) if port == 0 else int(port)
+    port = free_port(host) if port == 0 else int(port)
     backend = _backend_store_uri(tracking_uri)
     argv = [*_mlflow_argv(), "server", "--backend-store-uri", backend, "--host", host,
             "--port", str(port), "--workers", "1"]
@@ -740,65 +727,7 @@ def ui_command(*, tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) 
     return argv
 
 
-@dataclass
-class UIServer:
-    """A running ``mlflow server``; use :meth:`stop` (or ``with``) to end it."""
-
-    url: str
-    process: subprocess.Popen
-    command: list[str]
-    log_path: Path
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Terminate the server and its workers (its own process group); idempotent."""
-        proc = self.process
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    proc.kill()
-                proc.wait(timeout=timeout_s)
-        else:
-            # the leader is gone; make sure no worker of its group outlives it
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    def __enter__(self) -> "UIServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _answers(url: str) -> bool:
-    # `url` is always http://127.0.0.1:<port>/ built by serve_ui, never user input.
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310  # nosec B310
-            return 200 <= resp.status < 500
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (urllib.error.URLError, OSError):
-        return False
+UIServer = LocalServer  # a running ``mlflow server``: ``.url``, ``.stop()``, ``with``
 
 
 def serve_ui(
@@ -808,7 +737,7 @@ def serve_ui(
     port: int = 5000,
     timeout_s: float = 60.0,
     log_path: str | os.PathLike[str] | None = None,
-) -> UIServer:
+) -> LocalServer:
     """Start the MLflow UI over ``tracking_uri`` and wait until it answers HTTP.
 
     ``port=0`` picks a free port. Waits at most ``timeout_s`` seconds; on
@@ -816,22 +745,13 @@ def serve_ui(
     :class:`~orchestrator.errors.TrackingError` with the end of its log.
     The server's output goes to ``log_path`` (default: a temporary file).
     """
-    if port != 0:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            if s.connect_ex((host, int(port))) == 0:
-                raise TrackingError(
-                    f"cannot start the MLflow UI on {host}:{port}: something already listens there; "
-                    "pass port=0 to pick a free port, or another port"
-                )
+    if port != 0 and port_taken(host, port):
+        raise TrackingError(
+            f"cannot start the MLflow UI on {host}:{port}: something already listens there; "
+            "pass port=0 to pick a free port, or another port"
+        )
     argv = ui_command(tracking_uri=tracking_uri, host=host, port=port)
     real_port = int(argv[argv.index("--port") + 1])
-    if log_path is None:
-        fd, name = tempfile.mkstemp(prefix="orch-mlflow-ui-", suffix=".log")
-        os.close(fd)
-        log = Path(name)
-    else:
-        log = Path(log_path)
-        log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DO_NOT_TRACK", "true")
@@ -839,39 +759,9 @@ def serve_ui(
     # scoring, trace archival); they add ~7 processes and slow start and stop
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env.pop("MLFLOW_TRACKING_URI", None)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(  # noqa: S603 - argv we built
-            argv,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=tempfile.gettempdir(),
-            start_new_session=True,
-        )
-    url_host = f"[{host}]" if ":" in host else host
-    server = UIServer(url=f"http://{url_host}:{real_port}", process=proc, command=argv, log_path=log)
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            tail = server.log_tail()
-            server.stop()
-            raise TrackingError(
-                f"the MLflow UI over {tracking_uri} exited with code {proc.returncode} before answering "
-                f"on {server.url}; command: {' '.join(argv)}\nlast lines of {log}:\n{tail}"
-            )
-        if _answers(server.url + "/health") or _answers(server.url + "/"):
-            return server
-        if time.monotonic() >= deadline:
-            tail = server.log_tail()
-            server.stop()
-            raise TrackingError(
-                f"the MLflow UI over {tracking_uri} did not answer on {server.url} within {timeout_s:g} s; "
-                f"command: {' '.join(argv)}\nlast lines of {log}:\n{tail}\n"
-                "raise timeout_s if the store is large or the machine slow"
-            )
-        time.sleep(0.25)
+    return start_server(argv, what=f"the MLflow UI over {tracking_uri}", host=host,
+                        port=real_port, ready_paths=("/health", "/"), timeout_s=timeout_s,
+                        log_path=log_path, env=env)
 
 
 def storage_exists(path: str) -> bool:
