@@ -81,6 +81,12 @@ def _method_notes(s: Any) -> list[str]:
     n = confirmation_seeds(s)
     if n == 0:
         return []
+    if s.baseline is None:
+        return ["no confirmation on fresh seeds after the sweep: it reruns the judged "
+                "configuration beside the baseline, and this spec has none (add `baseline:`)"]
+    if isinstance(s.baseline, str):
+        return ["no confirmation on fresh seeds after the sweep: the baseline is a recorded "
+                "run, which cannot be run again (give the baseline as a config to confirm)"]
     return [f"after the sweep, the judged configuration and the baseline run again on {n} "
             "fresh seeds each, in full, and the verdict is judged on those "
             "(`confirm_seeds: N` sets how many, 0 turns it off)"]

@@ -187,6 +187,8 @@ def confirm(result: SweepResult, *, seeds: int | None = None,
         why = f"a confirmation needs at least 2 seeds, but `{CONFIRM_FIELD}` is {n}"
     elif not before.config:
         why = "there is no configuration to confirm"
+    elif spec.baseline is None:
+        why = "the spec has no baseline to run again beside the judged configuration"
     elif baseline_config(spec) is None:
         why = "the baseline is a recorded run, which cannot be run again on fresh seeds"
     if why:

@@ -104,3 +104,15 @@ def test_the_confirmed_verdict_is_recorded_on_the_sweep(monkeypatch, tmp_path):
     assert tags["orch.verdict"] == verdict.status == "refuted"  # no gain at all on fresh seeds
     assert tags["orch.confirmation_sweep_id"] == "c2"
     assert tags["orch.verdict_before_confirmation"] == "inconclusive"
+
+
+def test_a_spec_without_a_baseline_is_not_confirmed_and_says_so_at_validate() -> None:
+    from orchestrator.cli._sweep import _method_notes as notes
+
+    spec = load_spec({**SPEC, "baseline": None, "expected": "val_acc >= 0.9"})
+    result = SweepResult(sweep_id="s1", spec=spec, storage="/tmp", records=[
+        record("t", {"lr": 0.05, "dropout": 0.3, "epochs": 2}, [0.99, 0.99, 0.995])])
+    verdict = confirm(result, tracking=False)
+    assert "Not confirmed on fresh seeds: the spec has no baseline" in verdict.reason
+    assert any("no confirmation" in n and "add `baseline:`" in n for n in notes(spec))
+    assert any("the baseline run again on 3" in n for n in notes(load_spec(SPEC)))
