@@ -159,9 +159,9 @@ def check_worker_resources(plan: WorkerPlan, nodes: Iterable[Mapping[str, Any]] 
     nodes = list(_alive_nodes() if nodes is None else nodes)
     if concurrent_trials(plan, nodes) >= 1:
         return
-    have = ", ".join(
-        f"{n.get('NodeManagerAddress', '?')}: cpu={n['Resources'].get('CPU', 0):g} "
-        f"gpu={n['Resources'].get('GPU', 0):g}" for n in nodes) or "no nodes"
+    from orchestrator.engine.raytune._start import describe_nodes
+
+    have = describe_nodes(nodes)
     raise ResourceError(
         f"each trial runs {plan.workers} workers of cpu={plan.cpu:g}, gpu={plan.gpu:g} "
         f"(`resources:`), but the cluster can hold only {placeable_workers(plan, nodes)} such "

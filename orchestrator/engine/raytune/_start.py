@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,13 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return {"cpu": spec.resources.cpu, "gpu": gpu}
 
 
+def describe_nodes(nodes: Sequence[Mapping[str, Any]]) -> str:
+    """``address: cpu=N gpu=M`` for each node (``ray.nodes()`` entries), for an error."""
+    return ", ".join(
+        f"{n.get('NodeManagerAddress', '?')}: cpu={n['Resources'].get('CPU', 0):g} "
+        f"gpu={n['Resources'].get('GPU', 0):g}" for n in nodes) or "no nodes"
+
+
 def check_resources(spec: SweepSpec, resources: Mapping[str, float]) -> None:
     """Fail before any trial when no node could ever run one (never wait forever)."""
     import ray
@@ -146,11 +153,9 @@ def check_resources(spec: SweepSpec, resources: Mapping[str, float]) -> None:
     if any(all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v > 0)
            for n in nodes):
         return
-    have = ", ".join(
-        f"{n.get('NodeManagerAddress', '?')}: cpu={n['Resources'].get('CPU', 0):g} "
-        f"gpu={n['Resources'].get('GPU', 0):g}" for n in nodes) or "no nodes"
     raise ResourceError(
         f"each trial asks for cpu={need['CPU']:g}, gpu={need['GPU']:g} "
-        f"(`resources:`), but no node has that much; nodes: {have}. Lower `resources`, "
+        f"(`resources:`), but no node has that much; nodes: {describe_nodes(nodes)}. "
+        "Lower `resources`, "
         "or add a node that has them."
     )
